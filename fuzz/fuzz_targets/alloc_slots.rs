@@ -1,0 +1,4 @@
+#![no_main]
+//! Random operation sequences against the slots allocator, checked against a model.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ironnet_fuzz::alloc::slots(data));

@@ -1,0 +1,37 @@
+//! Pure allocators for every unique decision ironnet makes.
+//!
+//! What this crate does:
+//! - [`IpPool`]: IPv4/IPv6 address pools from one or more prefixes, with
+//!   reserved ranges (public IPs, NAT IPs, load-balancer IPs);
+//! - [`VniAllocator`]: 24-bit network IDs from a configurable range;
+//! - [`NatPortAllocator`]: NAT port sections per network interface over a
+//!   gateway's NAT IPs, readable as a NATTable;
+//! - [`UnderlayAllocator`]: underlay IPv6 addresses in dpservice's format;
+//! - [`SlotPool`]: VF / PCI / TAP slots of a host.
+//!
+//! Every allocator can be rebuilt from the allocations that already exist
+//! (what a restarted controller reads back) and reports conflicts found on
+//! the way as [`Conflict`]s instead of failing. A call that returns an error
+//! changes nothing.
+//!
+//! What it does not do: no I/O, no clock, no randomness, no locking. Callers
+//! that want random placement pass a random number in; callers that share an
+//! allocator between tasks wrap it themselves. Persistence of allocations is
+//! the store's job (`ironnet-core`).
+
+mod bittree;
+mod error;
+mod ip_pool;
+pub mod nat;
+mod pool;
+mod runset;
+pub mod slots;
+pub mod underlay;
+mod vni;
+
+pub use error::{AllocError, ConfigError, Conflict, Rebuilt, Resource, UnderlayRejection, Value};
+pub use ip_pool::{IpFamily, IpPool, IpPoolBuilder};
+pub use nat::{NatPortAllocator, NatSection, NatTable, PortsPerInterface};
+pub use slots::{PciAddress, SlotPool};
+pub use underlay::{UnderlayAllocator, UnderlayParts};
+pub use vni::{MAX_VNI, VniAllocator, VniRange};

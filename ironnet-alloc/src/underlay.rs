@@ -1,0 +1,256 @@
+//! Underlay IPv6 addresses in dpservice's format.
+//!
+//! Every interface, virtual IP, NAT, load balancer and prefix on a host owns
+//! one underlay /128; the encapsulated packet's outer destination selects it,
+//! so there is no VNI on the wire. dpservice lays the address out as:
+//!
+//! | bytes  | content                                                        |
+//! |--------|----------------------------------------------------------------|
+//! | 0..8   | the host's /64 (from its `--ipv6` address)                     |
+//! | 8      | type, [`UNDERLAY_TYPE`] `0xD0`                                 |
+//! | 9      | subtype, 0                                                     |
+//! | 10     | flags: 0 generated, [`FLAG_EXTERNAL`] `0x80` chosen by a caller, [`FLAG_SECONDARY_POOL`] `0x40` virtual services |
+//! | 11     | a random byte, fixed per process                               |
+//! | 12..16 | a big-endian 32-bit counter, random start, +1 per address      |
+//!
+//! A caller may ask for a *preferred* address (HA pairs, metalnet); dpservice
+//! accepts it only inside the host's /64 and with flag `0x80` set, and
+//! [`UnderlayAllocator::allocate_preferred`] applies the same rule. The
+//! random byte and counter start are parameters: this crate has no
+//! randomness of its own.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv6Addr};
+
+use ipnet::Ipv6Net;
+
+use crate::error::{AllocError, Conflict, Rebuilt, Resource, UnderlayRejection, Value};
+
+/// Byte 8 of every address dpservice generates.
+pub const UNDERLAY_TYPE: u8 = 0xD0;
+/// Flag (byte 10): the address was chosen outside dpservice.
+pub const FLAG_EXTERNAL: u8 = 0x80;
+/// Flag (byte 10): the address belongs to the secondary (virtual service) pool.
+pub const FLAG_SECONDARY_POOL: u8 = 0x40;
+
+/// An underlay address taken apart field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnderlayParts {
+    /// The host's /64, as the address's first 64 bits.
+    pub host_prefix: u64,
+    /// Byte 8, [`UNDERLAY_TYPE`] for dpservice's addresses.
+    pub kind: u8,
+    /// Byte 9.
+    pub subtype: u8,
+    /// Byte 10.
+    pub flags: u8,
+    /// Byte 11.
+    pub random: u8,
+    /// Bytes 12..16, big-endian.
+    pub counter: u32,
+}
+
+impl UnderlayParts {
+    /// Splits any IPv6 address into the fields of the format.
+    pub fn parse(addr: Ipv6Addr) -> Self {
+        let b = addr.octets();
+        UnderlayParts {
+            host_prefix: u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            kind: b[8],
+            subtype: b[9],
+            flags: b[10],
+            random: b[11],
+            counter: u32::from_be_bytes([b[12], b[13], b[14], b[15]]),
+        }
+    }
+
+    /// Assembles the address.
+    pub fn to_addr(&self) -> Ipv6Addr {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.host_prefix.to_be_bytes());
+        b[8] = self.kind;
+        b[9] = self.subtype;
+        b[10] = self.flags;
+        b[11] = self.random;
+        b[12..].copy_from_slice(&self.counter.to_be_bytes());
+        Ipv6Addr::from(b)
+    }
+
+    /// Whether the address carries dpservice's type byte.
+    pub fn is_dp_format(&self) -> bool {
+        self.kind == UNDERLAY_TYPE
+    }
+
+    /// Whether the "externally generated" flag is set.
+    pub fn is_external(&self) -> bool {
+        self.flags & FLAG_EXTERNAL != 0
+    }
+}
+
+/// Hands out unique underlay addresses inside one host's /64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayAllocator {
+    host_prefix: u64,
+    random: u8,
+    next_counter: u32,
+    in_use: BTreeSet<Ipv6Addr>,
+}
+
+fn value(addr: Ipv6Addr) -> Value {
+    Value::Ip(IpAddr::V6(addr))
+}
+
+impl UnderlayAllocator {
+    /// An allocator for the /64 of `host` (the dp's `--ipv6` address), with
+    /// the per-process `random` byte and the counter's `counter_start`.
+    pub fn new(host: Ipv6Addr, random: u8, counter_start: u32) -> Self {
+        UnderlayAllocator {
+            host_prefix: UnderlayParts::parse(host).host_prefix,
+            random,
+            next_counter: counter_start,
+            in_use: BTreeSet::new(),
+        }
+    }
+
+    /// Like [`new`](Self::new), then takes back `existing` addresses (what a
+    /// dp reports after a restart). Addresses outside the /64 or listed twice
+    /// are conflicts. The counter continues after the highest counter among
+    /// the existing generated addresses with the same random byte.
+    pub fn rebuild(
+        host: Ipv6Addr,
+        random: u8,
+        counter_start: u32,
+        existing: impl IntoIterator<Item = Ipv6Addr>,
+    ) -> Rebuilt<Self, Ipv6Addr> {
+        let mut allocator = Self::new(host, random, counter_start);
+        let mut highest: Option<u32> = None;
+        let conflicts = existing
+            .into_iter()
+            .filter_map(|item| {
+                if let Err(error) = allocator.claim(item) {
+                    return Some(Conflict { item, error });
+                }
+                let parts = UnderlayParts::parse(item);
+                if parts.is_dp_format() && parts.flags == 0 && parts.random == random {
+                    highest = highest.max(Some(parts.counter));
+                }
+                None
+            })
+            .collect();
+        if let Some(highest) = highest {
+            allocator.next_counter = highest.wrapping_add(1);
+        }
+        Rebuilt {
+            allocator,
+            conflicts,
+        }
+    }
+
+    /// The host's /64.
+    pub fn host_net(&self) -> Ipv6Net {
+        let addr = Ipv6Addr::from(u128::from(self.host_prefix) << 64);
+        Ipv6Net::new_assert(addr, 64)
+    }
+
+    fn in_host_net(&self, addr: Ipv6Addr) -> bool {
+        UnderlayParts::parse(addr).host_prefix == self.host_prefix
+    }
+
+    /// Addresses in use now.
+    pub fn allocated_count(&self) -> usize {
+        self.in_use.len()
+    }
+
+    /// Whether `addr` is in use.
+    pub fn is_allocated(&self, addr: Ipv6Addr) -> bool {
+        self.in_use.contains(&addr)
+    }
+
+    /// Every address in use, ascending.
+    pub fn allocations(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.in_use.iter().copied()
+    }
+
+    /// Generates a new address: the next counter value not in use.
+    pub fn allocate(&mut self) -> Result<Ipv6Addr, AllocError> {
+        // Every skipped counter is an address in use, so this ends after at
+        // most `in_use.len() + 1` steps, or never finds one if all 2^32 are.
+        if self.in_use.len() as u64 > u64::from(u32::MAX) {
+            return Err(AllocError::Exhausted(Resource::UnderlayAddress));
+        }
+        loop {
+            let addr = UnderlayParts {
+                host_prefix: self.host_prefix,
+                kind: UNDERLAY_TYPE,
+                subtype: 0,
+                flags: 0,
+                random: self.random,
+                counter: self.next_counter,
+            }
+            .to_addr();
+            self.next_counter = self.next_counter.wrapping_add(1);
+            if self.in_use.insert(addr) {
+                return Ok(addr);
+            }
+        }
+    }
+
+    /// Checks a preferred address against dpservice's rule: inside the
+    /// host's /64 and flagged as externally generated.
+    pub fn validate_preferred(&self, addr: Ipv6Addr) -> Result<(), AllocError> {
+        let reason = if !self.in_host_net(addr) {
+            UnderlayRejection::ForeignPrefix
+        } else if !UnderlayParts::parse(addr).is_external() {
+            UnderlayRejection::MissingExternalFlag
+        } else {
+            return Ok(());
+        };
+        Err(AllocError::InvalidPreferredUnderlay { addr, reason })
+    }
+
+    /// dpservice's `preferred_underlay_route`: `None` or `::` generates an
+    /// address; anything else is validated and claimed.
+    pub fn allocate_preferred(
+        &mut self,
+        preferred: Option<Ipv6Addr>,
+    ) -> Result<Ipv6Addr, AllocError> {
+        match preferred {
+            None => self.allocate(),
+            Some(addr) if addr.is_unspecified() => self.allocate(),
+            Some(addr) => {
+                self.validate_preferred(addr)?;
+                self.claim(addr)?;
+                Ok(addr)
+            }
+        }
+    }
+
+    /// Takes a specific address of the host's /64, generated or not.
+    pub fn claim(&mut self, addr: Ipv6Addr) -> Result<(), AllocError> {
+        let resource = Resource::UnderlayAddress;
+        if !self.in_host_net(addr) {
+            return Err(AllocError::OutOfRange {
+                resource,
+                value: value(addr),
+            });
+        }
+        if !self.in_use.insert(addr) {
+            return Err(AllocError::AlreadyAllocated {
+                resource,
+                value: value(addr),
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives an address back.
+    pub fn release(&mut self, addr: Ipv6Addr) -> Result<(), AllocError> {
+        if !self.in_use.remove(&addr) {
+            return Err(AllocError::NotAllocated {
+                resource: Resource::UnderlayAddress,
+                value: value(addr),
+            });
+        }
+        Ok(())
+    }
+}
