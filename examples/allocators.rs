@@ -24,7 +24,10 @@ fn main() -> Result<(), AllocError> {
         .reserve_addr(prefix.network())
         .build()?;
     let vip = public.allocate()?;
-    println!("interface gets public IP {vip} ({} left)", public.available());
+    println!(
+        "interface gets public IP {vip} ({} left)",
+        public.available()
+    );
 
     // A NAT gateway with one NAT IP and 2048 ports per interface.
     let mut nat: NatPortAllocator<&str> = NatPortAllocator::new(PortsPerInterface::DEFAULT);

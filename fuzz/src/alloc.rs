@@ -44,33 +44,42 @@ fn candidate(prefixes: &[IpNet], pick: u16) -> IpAddr {
     }
 }
 
-fn ip_builder(u: &mut Unstructured<'_>) -> arbitrary::Result<IpPoolBuilder> {
+/// A pool description and the addresses it reserves.
+fn ip_builder(u: &mut Unstructured<'_>) -> arbitrary::Result<(IpPoolBuilder, BTreeSet<IpAddr>)> {
     let v6: bool = u.arbitrary()?;
     let mut builder = IpPoolBuilder::new();
+    let mut reserved = BTreeSet::new();
     let count = u.int_in_range(1..=3)?;
     for i in 0..count {
         let net: IpNet = if v6 {
             // A huge /64 exercises the sparse representation.
-            let len = if u.arbitrary()? { 64 } else { u.int_in_range(120..=127)? };
+            let len = if u.arbitrary()? {
+                64
+            } else {
+                u.int_in_range(120..=127)?
+            };
             let base = (0xfd00u128 << 112) | (u128::from(i as u8) << 64);
-            IpNet::new(IpAddr::V6(Ipv6Addr::from(base)), len).map_err(|_| arbitrary::Error::IncorrectFormat)?
+            IpNet::new(IpAddr::V6(Ipv6Addr::from(base)), len)
+                .map_err(|_| arbitrary::Error::IncorrectFormat)?
         } else {
             let len = u.int_in_range(24..=31)?;
             let base = 0x0a00_0000u32 | (u32::from(i as u8) << 16);
-            IpNet::new(IpAddr::V4(Ipv4Addr::from(base)), len).map_err(|_| arbitrary::Error::IncorrectFormat)?
+            IpNet::new(IpAddr::V4(Ipv4Addr::from(base)), len)
+                .map_err(|_| arbitrary::Error::IncorrectFormat)?
         };
         builder = builder.prefix(net);
         if u.arbitrary()? {
             builder = builder.reserve_addr(net.network());
+            reserved.insert(net.network());
         }
     }
-    Ok(builder)
+    Ok((builder, reserved))
 }
 
 /// IP pool against a set model.
 pub fn ip_pool(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let Ok(builder) = ip_builder(&mut u) else {
+    let Ok((builder, reserved)) = ip_builder(&mut u) else {
         return;
     };
     let Ok(mut pool) = builder.build() else {
@@ -78,11 +87,6 @@ pub fn ip_pool(data: &[u8]) {
     };
     let prefixes = pool.prefixes().to_vec();
     let capacity = pool.capacity();
-    let reserved: BTreeSet<IpAddr> = prefixes
-        .iter()
-        .map(|n| n.network())
-        .filter(|a| !pool.is_allocated(*a) && pool.claim(*a).is_err_and(|e| matches!(e, AllocError::Reserved { .. })))
-        .collect();
     let mut model: BTreeSet<IpAddr> = BTreeSet::new();
     for op in ops(&mut u) {
         let got = match op {
@@ -91,7 +95,8 @@ pub fn ip_pool(data: &[u8]) {
             Op::AllocateRandom(r) => pool.allocate_random(r),
             Op::Claim(p) => {
                 let addr = candidate(&prefixes, p);
-                let expect_ok = pool.contains(addr) && !reserved.contains(&addr) && !model.contains(&addr);
+                let expect_ok =
+                    pool.contains(addr) && !reserved.contains(&addr) && !model.contains(&addr);
                 let res = pool.claim(addr);
                 assert_eq!(res.is_ok(), expect_ok, "claim {addr}: {res:?}");
                 if expect_ok {
@@ -106,7 +111,8 @@ pub fn ip_pool(data: &[u8]) {
                 continue;
             }
             Op::Rebuild => {
-                let rebuilt = IpPool::rebuild(&builder, model.iter().copied()).expect("config was valid");
+                let rebuilt =
+                    IpPool::rebuild(&builder, model.iter().copied()).expect("config was valid");
                 assert!(rebuilt.conflicts.is_empty());
                 assert_eq!(rebuilt.allocator, pool);
                 continue;
@@ -182,7 +188,9 @@ pub fn nat(data: &[u8]) {
     let Ok(ports) = PortsPerInterface::new(1 << shift) else {
         return;
     };
-    let ips: Vec<IpAddr> = (1..=3u8).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))).collect();
+    let ips: Vec<IpAddr> = (1..=3u8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i)))
+        .collect();
     let mut alloc: NatPortAllocator<u16> = NatPortAllocator::new(ports);
     for ip in &ips[..2] {
         alloc.add_ip(*ip).expect("distinct IPs");
@@ -197,8 +205,14 @@ pub fn nat(data: &[u8]) {
                         if let Some(prev) = model.get(&holder) {
                             assert_eq!(*prev, section, "allocate is idempotent");
                         } else {
-                            assert!(model.values().all(|s| *s != section), "section handed out twice");
-                            assert_eq!(u32::from(section.last_port - section.first_port) + 1, ports.get());
+                            assert!(
+                                model.values().all(|s| *s != section),
+                                "section handed out twice"
+                            );
+                            assert_eq!(
+                                u32::from(section.last_port - section.first_port) + 1,
+                                ports.get()
+                            );
                             assert!(section.first_port >= 1024);
                             model.insert(holder, section);
                         }
@@ -210,19 +224,31 @@ pub fn nat(data: &[u8]) {
             Op::Claim(p) => {
                 let ip = ips[usize::from(p) % 3];
                 let first = 1024u32 + u32::from(p / 3) % 70 * ports.get() / 2;
-                let Ok(first_port) = u16::try_from(first) else { continue };
-                let Ok(last_port) = u16::try_from(first + ports.get() - 1) else { continue };
-                let section = NatSection { ip, first_port, last_port };
+                let Ok(first_port) = u16::try_from(first) else {
+                    continue;
+                };
+                let Ok(last_port) = u16::try_from(first + ports.get() - 1) else {
+                    continue;
+                };
+                let section = NatSection {
+                    ip,
+                    first_port,
+                    last_port,
+                };
                 let holder = p % 64;
                 let on_grid = ips[..2].contains(&ip)
-                    && (first - 1024) % ports.get() == 0
+                    && (first - 1024).is_multiple_of(ports.get())
                     && (first - 1024) / ports.get() < ports.sections_per_ip();
                 let free = !model.values().any(|s| *s == section);
                 let expect = match model.get(&holder) {
                     Some(held) => on_grid && *held == section,
                     None => on_grid && free,
                 };
-                assert_eq!(alloc.claim(holder, section).is_ok(), expect, "claim {section:?}");
+                assert_eq!(
+                    alloc.claim(holder, section).is_ok(),
+                    expect,
+                    "claim {section:?}"
+                );
                 if expect {
                     model.insert(holder, section);
                 }
@@ -232,8 +258,12 @@ pub fn nat(data: &[u8]) {
                 assert_eq!(alloc.release(&holder).ok(), model.remove(&holder));
             }
             Op::Rebuild => {
-                let rebuilt = NatPortAllocator::rebuild(ports, alloc.ips(), model.iter().map(|(h, s)| (*h, *s)))
-                    .expect("valid config");
+                let rebuilt = NatPortAllocator::rebuild(
+                    ports,
+                    alloc.ips(),
+                    model.iter().map(|(h, s)| (*h, *s)),
+                )
+                .expect("valid config");
                 assert!(rebuilt.conflicts.is_empty());
                 assert_eq!(rebuilt.allocator, alloc);
             }
@@ -256,7 +286,9 @@ pub fn underlay(data: &[u8]) {
     let mut model = BTreeSet::new();
     let pick = |p: u16| {
         let prefix: u128 = if p & 1 == 0 { 0xfc00_0001 } else { 0xfc00_0002 };
-        Ipv6Addr::from((prefix << 96) | (0xd000u128 << 48) | (u128::from(p & 0x80) << 40) | u128::from(p >> 2))
+        Ipv6Addr::from(
+            (prefix << 96) | (0xd000u128 << 48) | (u128::from(p & 0x80) << 40) | u128::from(p >> 2),
+        )
     };
     for op in ops(&mut u) {
         match op {
@@ -285,7 +317,8 @@ pub fn underlay(data: &[u8]) {
                 assert_eq!(alloc.release(addr).is_ok(), model.remove(&addr));
             }
             Op::Rebuild => {
-                let rebuilt = UnderlayAllocator::rebuild(host, random, start, model.iter().copied());
+                let rebuilt =
+                    UnderlayAllocator::rebuild(host, random, start, model.iter().copied());
                 assert!(rebuilt.conflicts.is_empty());
                 assert!(rebuilt.allocator.allocations().eq(alloc.allocations()));
             }
@@ -338,8 +371,9 @@ pub fn slots(data: &[u8]) {
                 assert_eq!(pool.release(&holder).ok(), model.remove(&holder));
             }
             Op::Rebuild => {
-                let rebuilt = SlotPool::rebuild(names.clone(), model.iter().map(|(h, s)| (*h, s.clone())))
-                    .expect("valid slots");
+                let rebuilt =
+                    SlotPool::rebuild(names.clone(), model.iter().map(|(h, s)| (*h, s.clone())))
+                        .expect("valid slots");
                 assert!(rebuilt.conflicts.is_empty());
                 assert_eq!(rebuilt.allocator, pool);
             }

@@ -12,42 +12,18 @@
 //! itself can never be 50 % full.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cap::Cap;
 use ipnet::IpNet;
 use ironnet_alloc::IpPool;
 
 /// Counts live heap bytes so memory use can be reported.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged and only counts sizes.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: Cap<System> = Cap::new(System, usize::MAX);
 
 struct Rng(u64);
 
@@ -131,8 +107,14 @@ struct Figures {
 
 /// Fills `alloc` to `fill` of `window` addresses from `base`, then runs
 /// allocate+release pairs for about `budget`.
-fn run(mut make: impl FnMut() -> Box<dyn Allocator>, base: u128, window: u128, fill: f64, budget: Duration) -> Figures {
-    let before = LIVE.load(Ordering::Relaxed);
+fn run(
+    mut make: impl FnMut() -> Box<dyn Allocator>,
+    base: u128,
+    window: u128,
+    fill: f64,
+    budget: Duration,
+) -> Figures {
+    let before = HEAP.allocated();
     let mut alloc = make();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let target = (window as f64 * fill) as usize;
@@ -143,7 +125,7 @@ fn run(mut make: impl FnMut() -> Box<dyn Allocator>, base: u128, window: u128, f
             held.push(v);
         }
     }
-    let bytes = LIVE.load(Ordering::Relaxed) - before - held.capacity() * 16;
+    let bytes = HEAP.allocated() - before - held.capacity() * 16;
     let mut pairs = 0u64;
     let start = Instant::now();
     while start.elapsed() < budget {
@@ -165,28 +147,44 @@ fn run(mut make: impl FnMut() -> Box<dyn Allocator>, base: u128, window: u128, f
 
 fn main() {
     let budget = Duration::from_millis(
-        std::env::var("BENCH_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(400),
+        std::env::var("BENCH_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(400),
     );
     println!("allocate+release pairs per second, ironnet IpPool vs naive BTreeSet (same process)");
     println!(
         "{:<10} {:>5} {:>14} {:>14} {:>8} {:>12} {:>12}",
         "pool", "fill", "ironnet/s", "naive/s", "ratio", "ironnet B", "naive B"
     );
-    let cases: [(&str, &str, u128); 2] = [("v4 /16", "10.0.0.0/16", 1 << 16), ("v6 /64", "fd00::/64", 1 << 16)];
+    let cases: [(&str, &str, u128); 2] = [
+        ("v4 /16", "10.0.0.0/16", 1 << 16),
+        ("v6 /64", "fd00::/64", 1 << 16),
+    ];
     for (name, prefix, window) in cases {
         let net: IpNet = prefix.parse().unwrap();
         let v6 = matches!(net, IpNet::V6(_));
         let base = value(net.network());
         for fill in [0.0, 0.5, 0.99] {
             let ours = run(
-                || Box::new(Ironnet { pool: IpPool::new([net]).unwrap(), v6 }),
+                || {
+                    Box::new(Ironnet {
+                        pool: IpPool::new([net]).unwrap(),
+                        v6,
+                    })
+                },
                 base,
                 window,
                 fill,
                 budget,
             );
             let naive = run(
-                || Box::new(Naive { base, taken: BTreeSet::new() }),
+                || {
+                    Box::new(Naive {
+                        base,
+                        taken: BTreeSet::new(),
+                    })
+                },
                 base,
                 window,
                 fill,

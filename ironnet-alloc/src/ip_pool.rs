@@ -453,7 +453,11 @@ mod tests {
                 let b = IpPoolBuilder::new()
                     .prefix(IpNet::new(ip("10.0.0.0"), len).unwrap())
                     .prefix(IpNet::new(ip("10.0.1.0"), len + 1).unwrap());
-                if reserve { b.reserve_addr(ip("10.0.0.1")) } else { b }
+                if reserve {
+                    b.reserve_addr(ip("10.0.0.1"))
+                } else {
+                    b
+                }
             }),
             (120u8..=126).prop_map(|len| {
                 IpPoolBuilder::new()

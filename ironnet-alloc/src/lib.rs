@@ -18,6 +18,26 @@
 //! that want random placement pass a random number in; callers that share an
 //! allocator between tasks wrap it themselves. Persistence of allocations is
 //! the store's job (`ironnet-core`).
+//!
+//! ```
+//! use ironnet_alloc::{IpPoolBuilder, NatPortAllocator, PortsPerInterface, VniAllocator, VniRange};
+//!
+//! let mut vnis = VniAllocator::new(VniRange::IRONCORE_DEFAULT);
+//! assert_eq!(vnis.allocate()?, 200);
+//!
+//! let mut public = IpPoolBuilder::new()
+//!     .prefix("192.0.2.0/30".parse().unwrap())
+//!     .reserve_addr("192.0.2.0".parse().unwrap())
+//!     .build()?;
+//! let nat_ip = public.allocate()?;
+//! assert_eq!(nat_ip.to_string(), "192.0.2.1");
+//!
+//! let mut nat = NatPortAllocator::new(PortsPerInterface::DEFAULT);
+//! nat.add_ip(nat_ip)?;
+//! let section = nat.allocate("nic-uid-1")?;
+//! assert_eq!((section.first_port, section.last_port), (1024, 3071));
+//! # Ok::<(), ironnet_alloc::AllocError>(())
+//! ```
 
 mod bittree;
 mod error;

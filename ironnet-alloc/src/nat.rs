@@ -249,7 +249,7 @@ impl<H: Ord + Clone> NatPortAllocator<H> {
         let ppn = self.ports.get();
         let offset = u32::from(section.first_port).checked_sub(u32::from(NAT_FIRST_PORT))?;
         let index = offset / ppn;
-        let on_grid = offset % ppn == 0
+        let on_grid = offset.is_multiple_of(ppn)
             && index < self.ports.sections_per_ip()
             && u32::from(section.last_port) == u32::from(section.first_port) + ppn - 1;
         on_grid.then_some(index)
@@ -353,5 +353,202 @@ impl<H: Ord + Clone> NatPortAllocator<H> {
             }
         }
         NatTable { ips }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ports_per_interface_must_be_a_power_of_two_with_a_section() {
+        for ok in [1, 64, 1024, 2048, 32768] {
+            assert_eq!(PortsPerInterface::new(ok).unwrap().get(), ok);
+        }
+        for bad in [0, 3, 1000, 65536, u32::MAX] {
+            assert_eq!(
+                PortsPerInterface::new(bad),
+                Err(ConfigError::InvalidPortsPerInterface(bad).into())
+            );
+        }
+        assert_eq!(PortsPerInterface::DEFAULT.sections_per_ip(), 31);
+        assert_eq!(PortsPerInterface::new(1024).unwrap().sections_per_ip(), 63);
+        assert_eq!(PortsPerInterface::new(1).unwrap().sections_per_ip(), 64512);
+    }
+
+    #[test]
+    fn sections_follow_ironcores_grid() {
+        let mut nat = NatPortAllocator::new(PortsPerInterface::DEFAULT);
+        nat.add_ip(ip("192.0.2.1")).unwrap();
+        let first = nat.allocate("a").unwrap();
+        assert_eq!((first.first_port, first.last_port), (1024, 3071));
+        assert_eq!(first.dp_max_port(), 3072);
+        let second = nat.allocate("b").unwrap();
+        assert_eq!((second.first_port, second.last_port), (3072, 5119));
+        assert_eq!(nat.allocate("a").unwrap(), first, "idempotent");
+        for i in 2..31 {
+            nat.allocate(format!("{i}").leak()).unwrap();
+        }
+        let last = nat.section_of(&"30").unwrap();
+        assert_eq!((last.first_port, last.last_port), (62464, 64511));
+        assert_eq!(
+            nat.allocate("extra"),
+            Err(AllocError::Exhausted(Resource::NatPortSection))
+        );
+        nat.add_ip(ip("192.0.2.2")).unwrap();
+        assert_eq!(nat.allocate("extra").unwrap().ip, ip("192.0.2.2"));
+    }
+
+    #[test]
+    fn one_port_sections_reach_the_top_port() {
+        let mut nat = NatPortAllocator::new(PortsPerInterface::new(1).unwrap());
+        nat.add_ip(ip("192.0.2.1")).unwrap();
+        let top = NatSection {
+            ip: ip("192.0.2.1"),
+            first_port: 65535,
+            last_port: 65535,
+        };
+        nat.claim(7u32, top).unwrap();
+        assert_eq!(top.dp_max_port(), 65536);
+        assert_eq!(nat.holder_of(&top), Some(&7));
+    }
+
+    #[test]
+    fn table_is_sorted_by_ip_then_port() {
+        // 16384 ports: three sections per IP (1024, 17408, 33792).
+        let mut nat = NatPortAllocator::new(PortsPerInterface::new(16384).unwrap());
+        nat.add_ip(ip("192.0.2.9")).unwrap();
+        nat.add_ip(ip("192.0.2.1")).unwrap();
+        for h in ["a", "b", "c", "d", "e"] {
+            nat.allocate(h).unwrap();
+        }
+        nat.release(&"b").unwrap();
+        let table = nat.table();
+        let flat: Vec<(IpAddr, u16, &str)> = table
+            .ips
+            .iter()
+            .flat_map(|e| e.sections.iter().map(move |s| (e.ip, s.port, s.target)))
+            .collect();
+        assert_eq!(
+            flat,
+            vec![
+                (ip("192.0.2.1"), 1024, "a"),
+                (ip("192.0.2.1"), 33792, "c"),
+                (ip("192.0.2.9"), 1024, "d"),
+                (ip("192.0.2.9"), 17408, "e"),
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_an_ip_releases_its_sections() {
+        let mut nat = NatPortAllocator::new(PortsPerInterface::new(32768).unwrap());
+        nat.add_ip(ip("192.0.2.1")).unwrap();
+        nat.add_ip(ip("192.0.2.2")).unwrap();
+        nat.allocate(1u8).unwrap();
+        nat.allocate(2u8).unwrap();
+        let gone = nat.remove_ip(ip("192.0.2.2")).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, 2);
+        assert_eq!(nat.section_of(&2), None);
+        assert_eq!(
+            nat.remove_ip(ip("192.0.2.2")),
+            Err(ConfigError::UnknownNatIp(ip("192.0.2.2")).into())
+        );
+        assert_eq!(
+            nat.add_ip(ip("192.0.2.1")),
+            Err(ConfigError::DuplicateNatIp(ip("192.0.2.1")).into())
+        );
+    }
+
+    #[test]
+    fn claims_off_grid_or_taken_are_refused() {
+        let mut nat = NatPortAllocator::new(PortsPerInterface::DEFAULT);
+        nat.add_ip(ip("192.0.2.1")).unwrap();
+        let s = |first_port: u16, last_port: u16| NatSection {
+            ip: ip("192.0.2.1"),
+            first_port,
+            last_port,
+        };
+        assert!(matches!(
+            nat.claim(1, s(1025, 3072)),
+            Err(AllocError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            nat.claim(1, s(1024, 3072)),
+            Err(AllocError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            nat.claim(1, s(64512, 65535)),
+            Err(AllocError::OutOfRange { .. })
+        ));
+        nat.claim(1, s(1024, 3071)).unwrap();
+        assert!(matches!(
+            nat.claim(2, s(1024, 3071)),
+            Err(AllocError::AlreadyAllocated { .. })
+        ));
+        assert!(matches!(
+            nat.claim(1, s(3072, 5119)),
+            Err(AllocError::HolderAlreadyAssigned { .. })
+        ));
+        assert_eq!(
+            nat.release(&2),
+            Err(AllocError::HolderUnknown(Resource::NatPortSection))
+        );
+        assert_eq!(nat.used_sections(), 1);
+    }
+
+    #[test]
+    fn ips_needed_rounds_up() {
+        let ppn = PortsPerInterface::DEFAULT;
+        assert_eq!(nat_ips_needed(0, ppn), 0);
+        assert_eq!(nat_ips_needed(31, ppn), 1);
+        assert_eq!(nat_ips_needed(32, ppn), 2);
+        assert_eq!(nat_ips_needed(40, ppn), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn sections_are_unique_and_fill_every_ip(
+            shift in 10u32..=15,
+            ips in 1u8..4,
+            releases in proptest::collection::vec(any::<u16>(), 0..40),
+        ) {
+            let ppn = PortsPerInterface::new(1 << shift).unwrap();
+            let mut nat = NatPortAllocator::new(ppn);
+            for i in 0..ips {
+                nat.add_ip(IpAddr::from([10, 0, 0, i])).unwrap();
+            }
+            let mut model = BTreeMap::new();
+            let mut holder = 0u32;
+            while let Ok(s) = nat.allocate(holder) {
+                prop_assert!(model.values().all(|o: &NatSection| o != &s));
+                model.insert(holder, s);
+                holder += 1;
+            }
+            prop_assert_eq!(model.len(), usize::from(ips) * ppn.sections_per_ip() as usize);
+            for r in releases {
+                let h = u32::from(r) % holder;
+                prop_assert_eq!(nat.release(&h).ok(), model.remove(&h));
+            }
+            let rebuilt = NatPortAllocator::rebuild(ppn, nat.ips(), model.iter().map(|(h, s)| (*h, *s))).unwrap();
+            prop_assert!(rebuilt.conflicts.is_empty());
+            prop_assert_eq!(&rebuilt.allocator, &nat);
+            // Released sections come back.
+            let free = nat.capacity() - nat.used_sections();
+            for _ in 0..free {
+                let s = nat.allocate(holder).unwrap();
+                prop_assert!(model.values().all(|o| o != &s));
+                model.insert(holder, s);
+                holder += 1;
+            }
+            prop_assert!(nat.allocate(holder).is_err());
+        }
     }
 }

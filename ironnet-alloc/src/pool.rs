@@ -242,7 +242,12 @@ impl RangePool {
         if self.total == 0 {
             return None;
         }
-        let pos = pos % self.total;
+        // u128 division is slow; most callers pass an in-range position.
+        let pos = if pos < self.total {
+            pos
+        } else {
+            pos % self.total
+        };
         let start = self.segments.partition_point(|s| s.start_pos <= pos) - 1;
         let n = self.segments.len();
         let first_off = pos - self.segments[start].start_pos;

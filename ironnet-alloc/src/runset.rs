@@ -59,12 +59,11 @@ impl RunSet {
         }
         // Runs starting inside `first..=last + 1` merge in too.
         let upper = last.saturating_add(1);
-        let inside: Vec<(u128, u128)> = self
+        while let Some((&f, &l)) = self
             .runs
             .range((Bound::Included(first), Bound::Included(upper)))
-            .map(|(&f, &l)| (f, l))
-            .collect();
-        for (f, l) in inside {
+            .next()
+        {
             if f <= last {
                 already += l.min(last) - f + 1;
             }
@@ -145,7 +144,10 @@ mod tests {
         let mut s = RunSet::new();
         assert_eq!(s.insert_range(u128::MAX - 1, u128::MAX), 2);
         assert!(s.insert(u128::MAX - 2));
-        assert_eq!(s.runs().collect::<Vec<_>>(), vec![(u128::MAX - 2, u128::MAX)]);
+        assert_eq!(
+            s.runs().collect::<Vec<_>>(),
+            vec![(u128::MAX - 2, u128::MAX)]
+        );
         assert_eq!(s.first_absent_from(u128::MAX - 1, u128::MAX), None);
     }
 

@@ -239,3 +239,99 @@ impl<S: Ord + Clone + fmt::Display, H: Ord + Clone> SlotPool<S, H> {
         Ok(self.slots[i].clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pci_addresses_parse_and_print() {
+        let a: PciAddress = "0000:03:00.2".parse().unwrap();
+        assert_eq!(a, PciAddress::new(0, 3, 0, 2).unwrap());
+        assert_eq!(a.to_string(), "0000:03:00.2");
+        for bad in [
+            "",
+            "0000:03:00",
+            "0000:03:20.0",
+            "0000:03:00.8",
+            "000:03:00.0",
+            "0000:3:00.0",
+            "zzzz:03:00.0",
+            "0000:03:00.+",
+        ] {
+            assert!(bad.parse::<PciAddress>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn vf_ranges_carry_into_device_and_bus() {
+        let pf: PciAddress = "0000:03:00.0".parse().unwrap();
+        let vfs = PciAddress::vf_range(pf, 3, 126).unwrap();
+        assert_eq!(vfs[0].to_string(), "0000:03:00.3");
+        assert_eq!(vfs[5].to_string(), "0000:03:01.0");
+        assert_eq!(vfs[125].to_string(), "0000:03:10.0");
+        let top: PciAddress = "0000:ff:1f.0".parse().unwrap();
+        assert!(PciAddress::vf_range(top, 1, 7).is_ok());
+        assert_eq!(
+            PciAddress::vf_range(top, 1, 8),
+            Err(ConfigError::PciRangeOverflow.into())
+        );
+    }
+
+    #[test]
+    fn holders_keep_their_slot_and_slots_are_not_shared() {
+        let mut pool: SlotPool<String, &str> = SlotPool::new(tap_vf_names(2)).unwrap();
+        assert_eq!(pool.allocate("a").unwrap(), "dtapvf_0");
+        assert_eq!(pool.allocate("a").unwrap(), "dtapvf_0");
+        assert_eq!(pool.allocate("b").unwrap(), "dtapvf_1");
+        assert_eq!(
+            pool.allocate("c"),
+            Err(AllocError::Exhausted(Resource::Slot))
+        );
+        assert!(matches!(
+            pool.claim("c", &"dtapvf_1".into()),
+            Err(AllocError::AlreadyAllocated { .. })
+        ));
+        assert!(matches!(
+            pool.claim("c", &"dtapvf_9".into()),
+            Err(AllocError::OutOfRange { .. })
+        ));
+        assert_eq!(pool.release(&"a").unwrap(), "dtapvf_0");
+        assert_eq!(pool.allocate("c").unwrap(), "dtapvf_0");
+        assert_eq!(pool.holder_of(&"dtapvf_0".to_string()), Some(&"c"));
+        assert_eq!(
+            SlotPool::<String, u8>::new(vec!["x".to_string(), "x".to_string()]).unwrap_err(),
+            ConfigError::DuplicateSlot("x".into()).into()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn rebuild_keeps_first_claims_and_reports_the_rest(
+            claims in proptest::collection::vec((0u8..10, 0u16..140), 0..60),
+        ) {
+            let pf: PciAddress = "0000:03:00.0".parse().unwrap();
+            let vfs = PciAddress::vf_range(pf, 3, 126).unwrap();
+            let input: Vec<(u8, PciAddress)> = claims
+                .iter()
+                .map(|&(h, i)| (h, PciAddress::vf_range(pf, 3 + i, 1).unwrap()[0]))
+                .collect();
+            let rebuilt = SlotPool::rebuild(vfs.clone(), input.clone()).unwrap();
+            let mut pool = SlotPool::new(vfs).unwrap();
+            let mut conflicts = 0;
+            for (h, s) in &input {
+                if pool.claim(*h, s).is_err() {
+                    conflicts += 1;
+                }
+            }
+            prop_assert_eq!(rebuilt.conflicts.len(), conflicts);
+            prop_assert_eq!(&rebuilt.allocator, &pool);
+            // Every slot is held by at most one holder and vice versa.
+            let held: Vec<_> = (0u8..10).filter_map(|h| pool.slot_of(&h).copied()).collect();
+            let unique: std::collections::BTreeSet<_> = held.iter().collect();
+            prop_assert_eq!(unique.len(), held.len());
+            prop_assert_eq!(held.len(), pool.allocated_count());
+        }
+    }
+}

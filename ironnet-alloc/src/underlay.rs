@@ -254,3 +254,96 @@ impl UnderlayAllocator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn generated_addresses_follow_dpservice_layout() {
+        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 0x2a, 0xff);
+        let a = ul.allocate().unwrap();
+        assert_eq!(a, v6("fc00:1::d000:2a:0:ff"));
+        let b = ul.allocate().unwrap();
+        assert_eq!(b, v6("fc00:1::d000:2a:0:100"));
+        let parts = UnderlayParts::parse(b);
+        assert!(parts.is_dp_format() && !parts.is_external());
+        assert_eq!(parts.counter, 0x100);
+        assert_eq!(parts.to_addr(), b);
+        assert_eq!(ul.host_net().to_string(), "fc00:1::/64");
+    }
+
+    #[test]
+    fn preferred_addresses_follow_dpservices_rule() {
+        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 1, 0);
+        // dpservice's own test values: flag 0x80 in byte 10, any type byte.
+        for ok in [v6("fc00:1::8000:0:1"), v6("fc00:1::c000:0:2")] {
+            assert_eq!(ul.allocate_preferred(Some(ok)).unwrap(), ok);
+            assert!(matches!(
+                ul.allocate_preferred(Some(ok)),
+                Err(AllocError::AlreadyAllocated { .. })
+            ));
+        }
+        assert_eq!(
+            ul.allocate_preferred(Some(v6("fc00:1::d000:0:0:1"))),
+            Err(AllocError::InvalidPreferredUnderlay {
+                addr: v6("fc00:1::d000:0:0:1"),
+                reason: UnderlayRejection::MissingExternalFlag,
+            })
+        );
+        assert_eq!(
+            ul.validate_preferred(v6("fc00:2::d000:8000:0:1")),
+            Err(AllocError::InvalidPreferredUnderlay {
+                addr: v6("fc00:2::d000:8000:0:1"),
+                reason: UnderlayRejection::ForeignPrefix,
+            })
+        );
+        let generated = ul.allocate_preferred(Some(Ipv6Addr::UNSPECIFIED)).unwrap();
+        assert!(UnderlayParts::parse(generated).is_dp_format());
+    }
+
+    #[test]
+    fn generation_skips_addresses_in_use() {
+        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 0, u32::MAX);
+        ul.claim(v6("fc00:1::d000:0:0:0")).unwrap();
+        assert_eq!(ul.allocate().unwrap(), v6("fc00:1::d000:0:ffff:ffff"));
+        assert_eq!(
+            ul.allocate().unwrap(),
+            v6("fc00:1::d000:0:0:1"),
+            "wraps, skips"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn addresses_stay_unique_and_rebuild_continues_the_counter(
+            start in any::<u32>(),
+            n in 1usize..100,
+            release in proptest::collection::vec(any::<usize>(), 0..20),
+        ) {
+            let host = v6("fc00:1::1");
+            let mut ul = UnderlayAllocator::new(host, 9, start);
+            let mut held: Vec<Ipv6Addr> = (0..n).map(|_| ul.allocate().unwrap()).collect();
+            let unique: std::collections::BTreeSet<_> = held.iter().collect();
+            prop_assert_eq!(unique.len(), n);
+            for r in release {
+                if !held.is_empty() {
+                    let a = held.swap_remove(r % held.len());
+                    ul.release(a).unwrap();
+                    prop_assert!(ul.release(a).is_err());
+                }
+            }
+            let rebuilt = UnderlayAllocator::rebuild(host, 9, 0, held.iter().copied());
+            prop_assert!(rebuilt.conflicts.is_empty());
+            prop_assert!(rebuilt.allocator.allocations().eq(ul.allocations()));
+            let mut rebuilt = rebuilt.allocator;
+            let next = rebuilt.allocate().unwrap();
+            prop_assert!(!held.contains(&next));
+        }
+    }
+}

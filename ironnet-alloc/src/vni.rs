@@ -73,10 +73,7 @@ impl VniAllocator {
 
     /// An allocator holding `existing` VNIs; duplicates and VNIs outside the
     /// range are reported as conflicts.
-    pub fn rebuild(
-        range: VniRange,
-        existing: impl IntoIterator<Item = u32>,
-    ) -> Rebuilt<Self, u32> {
+    pub fn rebuild(range: VniRange, existing: impl IntoIterator<Item = u32>) -> Rebuilt<Self, u32> {
         let mut allocator = Self::new(range);
         let conflicts = existing
             .into_iter()
@@ -146,5 +143,91 @@ impl VniAllocator {
             .into_iter()
             .map(|v| v as u32)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn range_is_validated_like_ironcore() {
+        assert!(VniRange::new(200, MAX_VNI).is_ok());
+        for (min, max) in [(5, 5), (6, 5), (0, MAX_VNI + 1)] {
+            assert_eq!(
+                VniRange::new(min, max),
+                Err(ConfigError::InvalidVniRange { min, max }.into())
+            );
+        }
+        assert_eq!(VniRange::default(), VniRange::IRONCORE_DEFAULT);
+    }
+
+    #[test]
+    fn full_default_range_allocates_from_both_ends() {
+        let mut vnis = VniAllocator::new(VniRange::IRONCORE_DEFAULT);
+        assert_eq!(vnis.allocate().unwrap(), 200);
+        vnis.claim(MAX_VNI).unwrap();
+        assert_eq!(
+            vnis.allocate_random(u128::from(MAX_VNI - 200)).unwrap(),
+            201
+        );
+        assert!(matches!(
+            vnis.claim(100),
+            Err(AllocError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            vnis.claim(200),
+            Err(AllocError::AlreadyAllocated { .. })
+        ));
+        assert!(matches!(
+            vnis.release(300),
+            Err(AllocError::NotAllocated { .. })
+        ));
+        assert_eq!(vnis.allocations(), vec![200, 201, MAX_VNI]);
+    }
+
+    proptest! {
+        #[test]
+        fn small_range_yields_each_vni_once_then_exhausts(
+            min in 0u32..1000,
+            span in 1u32..200,
+            seeds in proptest::collection::vec(any::<u128>(), 0..50),
+        ) {
+            let range = VniRange::new(min, min + span).unwrap();
+            let mut vnis = VniAllocator::new(range);
+            let mut seen = BTreeSet::new();
+            for seed in seeds {
+                if let Ok(v) = vnis.allocate_random(seed) {
+                    prop_assert!(range.contains(v) && seen.insert(v));
+                }
+            }
+            while let Ok(v) = vnis.allocate() {
+                prop_assert!(range.contains(v) && seen.insert(v));
+            }
+            prop_assert_eq!(seen.len() as u32, span + 1);
+            prop_assert_eq!(vnis.allocate(), Err(AllocError::Exhausted(Resource::Vni)));
+            let released = min + span / 2;
+            vnis.release(released).unwrap();
+            prop_assert_eq!(vnis.allocate_random(0).unwrap(), released);
+        }
+
+        #[test]
+        fn rebuild_equals_original(
+            claims in proptest::collection::vec(190u32..400, 0..100),
+        ) {
+            let range = VniRange::new(200, 350).unwrap();
+            let mut vnis = VniAllocator::new(range);
+            let mut accepted = Vec::new();
+            for &c in &claims {
+                if vnis.claim(c).is_ok() {
+                    accepted.push(c);
+                }
+            }
+            let rebuilt = VniAllocator::rebuild(range, claims.iter().copied());
+            prop_assert_eq!(rebuilt.conflicts.len(), claims.len() - accepted.len());
+            prop_assert_eq!(&rebuilt.allocator, &vnis);
+        }
     }
 }
