@@ -46,11 +46,11 @@ fn main() -> Result<(), AllocError> {
     // On the hypervisor: a TAP slot and an underlay address per interface.
     let mut slots: SlotPool<String, &str> = SlotPool::new(tap_vf_names(4))?;
     let host: Ipv6Addr = "fc00:1::1".parse().expect("literal address");
-    let mut underlay = UnderlayAllocator::new(host, 0x2a, 7);
+    let mut underlay = UnderlayAllocator::new(host, 7);
     println!(
         "nic-a plugs into {} with underlay {}",
         slots.allocate("nic-a")?,
-        underlay.allocate()?
+        underlay.allocate(0x2a)?
     );
     Ok(())
 }

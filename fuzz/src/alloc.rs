@@ -25,7 +25,7 @@ enum Op {
 
 fn ops(u: &mut Unstructured<'_>) -> Vec<Op> {
     let mut out = Vec::new();
-    while out.len() < 512 {
+    while out.len() < 512 && !u.is_empty() {
         match Op::arbitrary(u) {
             Ok(op) => out.push(op),
             Err(_) => break,
@@ -52,25 +52,28 @@ fn ip_builder(u: &mut Unstructured<'_>) -> arbitrary::Result<(IpPoolBuilder, BTr
     let count = u.int_in_range(1..=3)?;
     for i in 0..count {
         let net: IpNet = if v6 {
-            // A huge /64 exercises the sparse representation.
-            let len = if u.arbitrary()? {
-                64
-            } else {
-                u.int_in_range(120..=127)?
-            };
+            // /64 and /100 are sparse (over 2^24 addresses), /104 is the
+            // largest dense size, /120 and up are small dense ones.
+            let len = *u.choose(&[64u8, 100, 104, 120, 124, 126, 127])?;
             let base = (0xfd00u128 << 112) | (u128::from(i as u8) << 64);
             IpNet::new(IpAddr::V6(Ipv6Addr::from(base)), len)
                 .map_err(|_| arbitrary::Error::IncorrectFormat)?
         } else {
-            let len = u.int_in_range(24..=31)?;
-            let base = 0x0a00_0000u32 | (u32::from(i as u8) << 16);
+            // /8 is the largest dense pool (2^24 addresses).
+            let len = *u.choose(&[8u8, 24, 26, 28, 30, 31])?;
+            let base = u32::from(10 + 20 * i as u8) << 24;
             IpNet::new(IpAddr::V4(Ipv4Addr::from(base)), len)
                 .map_err(|_| arbitrary::Error::IncorrectFormat)?
         };
         builder = builder.prefix(net);
         if u.arbitrary()? {
-            builder = builder.reserve_addr(net.network());
-            reserved.insert(net.network());
+            // Reserve the first 1, 2 or 4 addresses of the prefix.
+            let width = *u.choose(&[0u8, 1, 2])?;
+            let max_len = if v6 { 128 } else { 32 };
+            let range = IpNet::new(net.network(), max_len - width)
+                .map_err(|_| arbitrary::Error::IncorrectFormat)?;
+            builder = builder.reserve(range);
+            reserved.extend(range.hosts().chain([range.network(), range.broadcast()]));
         }
     }
     Ok((builder, reserved))
@@ -278,11 +281,11 @@ pub fn nat(data: &[u8]) {
 /// Underlay addresses against a set model.
 pub fn underlay(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let (Ok(random), Ok(start)) = (u.arbitrary::<u8>(), u.arbitrary::<u32>()) else {
+    let Ok(start) = u.arbitrary::<u32>() else {
         return;
     };
     let host: Ipv6Addr = "fc00:1::1".parse().expect("literal");
-    let mut alloc = UnderlayAllocator::new(host, random, start);
+    let mut alloc = UnderlayAllocator::new(host, start);
     let mut model = BTreeSet::new();
     let pick = |p: u16| {
         let prefix: u128 = if p & 1 == 0 { 0xfc00_0001 } else { 0xfc00_0002 };
@@ -293,13 +296,14 @@ pub fn underlay(data: &[u8]) {
     for op in ops(&mut u) {
         match op {
             Op::Allocate | Op::AllocateRandom(_) => {
-                let addr = alloc.allocate().expect("never exhausted here");
+                let random = (model.len() % 3) as u8;
+                let addr = alloc.allocate(random).expect("never exhausted here");
                 assert!(model.insert(addr), "{addr} handed out twice");
             }
             Op::AllocateNear(p) => {
                 let addr = pick(p);
                 let ok = alloc.validate_preferred(addr).is_ok() && !model.contains(&addr);
-                assert_eq!(alloc.allocate_preferred(Some(addr)).is_ok(), ok);
+                assert_eq!(alloc.allocate_preferred(Some(addr), 0).is_ok(), ok);
                 if ok {
                     model.insert(addr);
                 }
@@ -318,9 +322,9 @@ pub fn underlay(data: &[u8]) {
             }
             Op::Rebuild => {
                 let rebuilt =
-                    UnderlayAllocator::rebuild(host, random, start, model.iter().copied());
+                    UnderlayAllocator::rebuild(host, alloc.next_counter(), model.iter().copied());
                 assert!(rebuilt.conflicts.is_empty());
-                assert!(rebuilt.allocator.allocations().eq(alloc.allocations()));
+                assert_eq!(rebuilt.allocator, alloc);
             }
         }
     }

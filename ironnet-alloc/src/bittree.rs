@@ -82,6 +82,32 @@ impl BitTree {
         true
     }
 
+    /// Marks every position of `first..=last` taken (a whole word at a
+    /// time); returns how many were newly taken. `last` must be `< len`.
+    pub(crate) fn take_range(&mut self, first: u64, last: u64) -> u64 {
+        debug_assert!(first <= last && last < self.len);
+        let mut added = 0;
+        for w in first >> 6..=last >> 6 {
+            let lo = if w == first >> 6 { first & 63 } else { 0 };
+            let hi = if w == last >> 6 { last & 63 } else { 63 };
+            let mask = (FULL >> (63 - hi)) & (FULL << lo);
+            let word = &mut self.levels[0][w as usize];
+            added += u64::from((mask & !*word).count_ones());
+            *word |= mask;
+            // Propagate a newly full word up the summary levels.
+            let mut idx = w;
+            let mut level = 0;
+            while self.levels[level][idx as usize] == FULL && level + 1 < self.levels.len() {
+                level += 1;
+                let parent = &mut self.levels[level][(idx >> 6) as usize];
+                *parent |= 1 << (idx & 63);
+                idx >>= 6;
+            }
+        }
+        self.taken += added;
+        added
+    }
+
     /// Marks `pos` free; false if it was free already or is out of range.
     pub(crate) fn free(&mut self, pos: u64) -> bool {
         if pos >= self.len || !self.is_taken(pos) {
@@ -214,6 +240,27 @@ mod tests {
             let mut runs = Vec::new();
             t.for_each_run(|a, b| runs.extend(a..=b));
             prop_assert_eq!(runs, model.into_iter().collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn take_range_equals_taking_one_by_one(
+            len in 1u64..5000,
+            ranges in proptest::collection::vec((any::<u64>(), 0u64..700), 0..8),
+            singles in proptest::collection::vec(any::<u64>(), 0..50),
+        ) {
+            let mut by_range = BitTree::new(len);
+            let mut by_one = BitTree::new(len);
+            for s in singles {
+                by_range.take(s % len);
+                by_one.take(s % len);
+            }
+            for (start, width) in ranges {
+                let first = start % len;
+                let last = (first + width).min(len - 1);
+                let added = (first..=last).filter(|&p| by_one.take(p)).count() as u64;
+                prop_assert_eq!(by_range.take_range(first, last), added);
+            }
+            prop_assert_eq!(&by_range, &by_one);
         }
     }
 }

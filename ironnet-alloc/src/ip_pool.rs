@@ -10,9 +10,9 @@
 //!
 //! Allocation is deterministic: [`IpPool::allocate`] returns the lowest free
 //! address, [`IpPool::allocate_near`] the first free one at or after a hint,
-//! and [`IpPool::allocate_random`] spreads allocations over the pool from a
-//! random number the caller supplies (this crate has no randomness of its
-//! own), which is how IronCore avoids handing out a just-released address.
+//! and [`IpPool::allocate_random`] starts the search at a random position the
+//! caller supplies (this crate has no randomness of its own), which is how
+//! IronCore avoids handing out a just-released address.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -225,7 +225,8 @@ impl IpPool {
     }
 
     /// Allocates the first free address at or after `hint`, wrapping around.
-    /// A hint outside the pool starts at the next prefix above it.
+    /// A hint outside the pool starts at the next prefix above it; a hint of
+    /// the other address family starts at the lowest address.
     pub fn allocate_near(&mut self, hint: IpAddr) -> Result<IpAddr, AllocError> {
         if IpFamily::of(hint) != self.family {
             return self.allocate();
@@ -238,8 +239,10 @@ impl IpPool {
     }
 
     /// Allocates the first free address at or after position
-    /// `random % size` of the pool (all prefixes concatenated). Pass a random
-    /// number to spread allocations the way IronCore does.
+    /// `random % size` of the pool (all prefixes concatenated), wrapping
+    /// around. Pass a random number to start at a random place, as IronCore
+    /// does; note that the address right after a long taken or reserved run
+    /// is picked more often than others.
     pub fn allocate_random(&mut self, random: u128) -> Result<IpAddr, AllocError> {
         let value = self
             .pool

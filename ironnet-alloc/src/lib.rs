@@ -10,9 +10,10 @@
 //! - [`SlotPool`]: VF / PCI / TAP slots of a host.
 //!
 //! Every allocator can be rebuilt from the allocations that already exist
-//! (what a restarted controller reads back) and reports conflicts found on
-//! the way as [`Conflict`]s instead of failing. A call that returns an error
-//! changes nothing.
+//! (what a restarted controller reads back): an invalid configuration is an
+//! error, while entries that conflict (duplicates, out of range) are
+//! reported as [`Conflict`]s and the rest is taken back. A call that returns
+//! an error changes nothing.
 //!
 //! What it does not do: no I/O, no clock, no randomness, no locking. Callers
 //! that want random placement pass a random number in; callers that share an

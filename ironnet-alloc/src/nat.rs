@@ -17,8 +17,9 @@
 //! of two), and additionally bounded by 32,768 so that every IP has at least
 //! one section (IronCore would divide 64,512 by 65,536 and get none).
 //!
-//! Allocation packs sections onto the lowest NAT IP first, so the newest IPs
-//! drain first and scaling a gateway down disturbs few interfaces.
+//! Allocation packs sections onto the lowest NAT IP (by address) first, so
+//! the highest addresses empty first: scaling a gateway down by removing
+//! its highest NAT IPs disturbs the fewest interfaces.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

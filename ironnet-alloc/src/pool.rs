@@ -169,9 +169,7 @@ impl RangePool {
         match &mut seg.space {
             Space::Dense(bits) => {
                 // Dense segments are at most DENSE_MAX long, so offsets fit.
-                for off in a as u64..=b as u64 {
-                    bits.take(off);
-                }
+                bits.take_range(a as u64, b as u64);
             }
             Space::Sparse { taken, .. } => {
                 taken.insert_range(a, b);

@@ -16,14 +16,10 @@ use crate::error::{AllocError, ConfigError, Conflict, Rebuilt, Resource, Value};
 /// A PCI address `domain:bus:device.function`, e.g. `0000:03:00.2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PciAddress {
-    /// PCI domain (segment).
-    pub domain: u16,
-    /// Bus number.
-    pub bus: u8,
-    /// Device number, `0..32`.
-    pub device: u8,
-    /// Function number, `0..8`.
-    pub function: u8,
+    domain: u16,
+    bus: u8,
+    device: u8,
+    function: u8,
 }
 
 impl PciAddress {
@@ -35,6 +31,26 @@ impl PciAddress {
             device,
             function,
         })
+    }
+
+    /// PCI domain (segment).
+    pub fn domain(&self) -> u16 {
+        self.domain
+    }
+
+    /// Bus number.
+    pub fn bus(&self) -> u8 {
+        self.bus
+    }
+
+    /// Device number, `0..32`.
+    pub fn device(&self) -> u8 {
+        self.device
+    }
+
+    /// Function number, `0..8`.
+    pub fn function(&self) -> u8 {
+        self.function
     }
 
     /// The 16-bit routing ID `bus << 8 | device << 3 | function`.

@@ -10,14 +10,14 @@
 //! | 8      | type, [`UNDERLAY_TYPE`] `0xD0`                                 |
 //! | 9      | subtype, 0                                                     |
 //! | 10     | flags: 0 generated, [`FLAG_EXTERNAL`] `0x80` chosen by a caller, [`FLAG_SECONDARY_POOL`] `0x40` virtual services |
-//! | 11     | a random byte, fixed per process                               |
+//! | 11     | a random byte, drawn anew for every address                    |
 //! | 12..16 | a big-endian 32-bit counter, random start, +1 per address      |
 //!
 //! A caller may ask for a *preferred* address (HA pairs, metalnet); dpservice
 //! accepts it only inside the host's /64 and with flag `0x80` set, and
 //! [`UnderlayAllocator::allocate_preferred`] applies the same rule. The
-//! random byte and counter start are parameters: this crate has no
-//! randomness of its own.
+//! random byte of each address and the counter's start are parameters: this
+//! crate has no randomness of its own.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
@@ -91,7 +91,6 @@ impl UnderlayParts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnderlayAllocator {
     host_prefix: u64,
-    random: u8,
     next_counter: u32,
     in_use: BTreeSet<Ipv6Addr>,
 }
@@ -101,12 +100,12 @@ fn value(addr: Ipv6Addr) -> Value {
 }
 
 impl UnderlayAllocator {
-    /// An allocator for the /64 of `host` (the dp's `--ipv6` address), with
-    /// the per-process `random` byte and the counter's `counter_start`.
-    pub fn new(host: Ipv6Addr, random: u8, counter_start: u32) -> Self {
+    /// An allocator for the /64 of `host` (the dp's `--ipv6` address) whose
+    /// first generated address uses counter `counter_start` (dpservice
+    /// starts at a random value below 256).
+    pub fn new(host: Ipv6Addr, counter_start: u32) -> Self {
         UnderlayAllocator {
             host_prefix: UnderlayParts::parse(host).host_prefix,
-            random,
             next_counter: counter_start,
             in_use: BTreeSet::new(),
         }
@@ -114,32 +113,22 @@ impl UnderlayAllocator {
 
     /// Like [`new`](Self::new), then takes back `existing` addresses (what a
     /// dp reports after a restart). Addresses outside the /64 or listed twice
-    /// are conflicts. The counter continues after the highest counter among
-    /// the existing generated addresses with the same random byte.
+    /// are conflicts. Generation continues at `counter_start`, skipping
+    /// addresses in use: pass the persisted [`next_counter`](Self::next_counter)
+    /// to avoid reusing recently released addresses, or a random value.
     pub fn rebuild(
         host: Ipv6Addr,
-        random: u8,
         counter_start: u32,
         existing: impl IntoIterator<Item = Ipv6Addr>,
     ) -> Rebuilt<Self, Ipv6Addr> {
-        let mut allocator = Self::new(host, random, counter_start);
-        let mut highest: Option<u32> = None;
+        let mut allocator = Self::new(host, counter_start);
         let conflicts = existing
             .into_iter()
             .filter_map(|item| {
-                if let Err(error) = allocator.claim(item) {
-                    return Some(Conflict { item, error });
-                }
-                let parts = UnderlayParts::parse(item);
-                if parts.is_dp_format() && parts.flags == 0 && parts.random == random {
-                    highest = highest.max(Some(parts.counter));
-                }
-                None
+                let error = allocator.claim(item).err()?;
+                Some(Conflict { item, error })
             })
             .collect();
-        if let Some(highest) = highest {
-            allocator.next_counter = highest.wrapping_add(1);
-        }
         Rebuilt {
             allocator,
             conflicts,
@@ -154,6 +143,11 @@ impl UnderlayAllocator {
 
     fn in_host_net(&self, addr: Ipv6Addr) -> bool {
         UnderlayParts::parse(addr).host_prefix == self.host_prefix
+    }
+
+    /// The counter the next generated address will try first.
+    pub fn next_counter(&self) -> u32 {
+        self.next_counter
     }
 
     /// Addresses in use now.
@@ -171,20 +165,20 @@ impl UnderlayAllocator {
         self.in_use.iter().copied()
     }
 
-    /// Generates a new address: the next counter value not in use.
-    pub fn allocate(&mut self) -> Result<Ipv6Addr, AllocError> {
-        // Every skipped counter is an address in use, so this ends after at
-        // most `in_use.len() + 1` steps, or never finds one if all 2^32 are.
-        if self.in_use.len() as u64 > u64::from(u32::MAX) {
-            return Err(AllocError::Exhausted(Resource::UnderlayAddress));
-        }
-        loop {
+    /// Generates a new address with the given `random` byte (draw a fresh
+    /// one per call, as dpservice does) and the next counter value whose
+    /// address is not in use.
+    pub fn allocate(&mut self, random: u8) -> Result<Ipv6Addr, AllocError> {
+        // Every skipped candidate is a distinct address in use, so one of
+        // `in_use.len() + 1` candidates is free unless the counter wrapped.
+        let tries = (self.in_use.len() as u64 + 1).min(1 << 32);
+        for _ in 0..tries {
             let addr = UnderlayParts {
                 host_prefix: self.host_prefix,
                 kind: UNDERLAY_TYPE,
                 subtype: 0,
                 flags: 0,
-                random: self.random,
+                random,
                 counter: self.next_counter,
             }
             .to_addr();
@@ -193,6 +187,7 @@ impl UnderlayAllocator {
                 return Ok(addr);
             }
         }
+        Err(AllocError::Exhausted(Resource::UnderlayAddress))
     }
 
     /// Checks a preferred address against dpservice's rule: inside the
@@ -209,14 +204,16 @@ impl UnderlayAllocator {
     }
 
     /// dpservice's `preferred_underlay_route`: `None` or `::` generates an
-    /// address; anything else is validated and claimed.
+    /// address (with `random` as byte 11); anything else is validated and
+    /// claimed.
     pub fn allocate_preferred(
         &mut self,
         preferred: Option<Ipv6Addr>,
+        random: u8,
     ) -> Result<Ipv6Addr, AllocError> {
         match preferred {
-            None => self.allocate(),
-            Some(addr) if addr.is_unspecified() => self.allocate(),
+            None => self.allocate(random),
+            Some(addr) if addr.is_unspecified() => self.allocate(random),
             Some(addr) => {
                 self.validate_preferred(addr)?;
                 self.claim(addr)?;
@@ -266,11 +263,11 @@ mod tests {
 
     #[test]
     fn generated_addresses_follow_dpservice_layout() {
-        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 0x2a, 0xff);
-        let a = ul.allocate().unwrap();
+        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 0xff);
+        let a = ul.allocate(0x2a).unwrap();
         assert_eq!(a, v6("fc00:1::d000:2a:0:ff"));
-        let b = ul.allocate().unwrap();
-        assert_eq!(b, v6("fc00:1::d000:2a:0:100"));
+        let b = ul.allocate(0x07).unwrap();
+        assert_eq!(b, v6("fc00:1::d000:7:0:100"));
         let parts = UnderlayParts::parse(b);
         assert!(parts.is_dp_format() && !parts.is_external());
         assert_eq!(parts.counter, 0x100);
@@ -280,17 +277,17 @@ mod tests {
 
     #[test]
     fn preferred_addresses_follow_dpservices_rule() {
-        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 1, 0);
+        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 0);
         // dpservice's own test values: flag 0x80 in byte 10, any type byte.
         for ok in [v6("fc00:1::8000:0:1"), v6("fc00:1::c000:0:2")] {
-            assert_eq!(ul.allocate_preferred(Some(ok)).unwrap(), ok);
+            assert_eq!(ul.allocate_preferred(Some(ok), 0).unwrap(), ok);
             assert!(matches!(
-                ul.allocate_preferred(Some(ok)),
+                ul.allocate_preferred(Some(ok), 0),
                 Err(AllocError::AlreadyAllocated { .. })
             ));
         }
         assert_eq!(
-            ul.allocate_preferred(Some(v6("fc00:1::d000:0:0:1"))),
+            ul.allocate_preferred(Some(v6("fc00:1::d000:0:0:1")), 0),
             Err(AllocError::InvalidPreferredUnderlay {
                 addr: v6("fc00:1::d000:0:0:1"),
                 reason: UnderlayRejection::MissingExternalFlag,
@@ -303,32 +300,36 @@ mod tests {
                 reason: UnderlayRejection::ForeignPrefix,
             })
         );
-        let generated = ul.allocate_preferred(Some(Ipv6Addr::UNSPECIFIED)).unwrap();
+        let generated = ul
+            .allocate_preferred(Some(Ipv6Addr::UNSPECIFIED), 3)
+            .unwrap();
         assert!(UnderlayParts::parse(generated).is_dp_format());
     }
 
     #[test]
     fn generation_skips_addresses_in_use() {
-        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), 0, u32::MAX);
+        let mut ul = UnderlayAllocator::new(v6("fc00:1::1"), u32::MAX);
         ul.claim(v6("fc00:1::d000:0:0:0")).unwrap();
-        assert_eq!(ul.allocate().unwrap(), v6("fc00:1::d000:0:ffff:ffff"));
+        assert_eq!(ul.allocate(0).unwrap(), v6("fc00:1::d000:0:ffff:ffff"));
         assert_eq!(
-            ul.allocate().unwrap(),
+            ul.allocate(0).unwrap(),
             v6("fc00:1::d000:0:0:1"),
             "wraps, skips"
         );
+        assert_eq!(ul.next_counter(), 2);
     }
 
     proptest! {
         #[test]
         fn addresses_stay_unique_and_rebuild_continues_the_counter(
             start in any::<u32>(),
-            n in 1usize..100,
+            randoms in proptest::collection::vec(0u8..3, 1..100),
             release in proptest::collection::vec(any::<usize>(), 0..20),
         ) {
             let host = v6("fc00:1::1");
-            let mut ul = UnderlayAllocator::new(host, 9, start);
-            let mut held: Vec<Ipv6Addr> = (0..n).map(|_| ul.allocate().unwrap()).collect();
+            let n = randoms.len();
+            let mut ul = UnderlayAllocator::new(host, start);
+            let mut held: Vec<Ipv6Addr> = randoms.iter().map(|&r| ul.allocate(r).unwrap()).collect();
             let unique: std::collections::BTreeSet<_> = held.iter().collect();
             prop_assert_eq!(unique.len(), n);
             for r in release {
@@ -338,11 +339,11 @@ mod tests {
                     prop_assert!(ul.release(a).is_err());
                 }
             }
-            let rebuilt = UnderlayAllocator::rebuild(host, 9, 0, held.iter().copied());
+            let rebuilt = UnderlayAllocator::rebuild(host, ul.next_counter(), held.iter().copied());
             prop_assert!(rebuilt.conflicts.is_empty());
-            prop_assert!(rebuilt.allocator.allocations().eq(ul.allocations()));
+            prop_assert_eq!(&rebuilt.allocator, &ul);
             let mut rebuilt = rebuilt.allocator;
-            let next = rebuilt.allocate().unwrap();
+            let next = rebuilt.allocate(1).unwrap();
             prop_assert!(!held.contains(&next));
         }
     }
