@@ -7,3 +7,4 @@
 //! `fuzz_targets/` only wrap them (see `docs/fuzzing.md`).
 
 pub mod alloc;
+pub mod overlay;

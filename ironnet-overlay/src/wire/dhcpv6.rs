@@ -354,7 +354,7 @@ pub struct Dhcpv6Repr {
 }
 
 /// The option codes [`Dhcpv6Repr`] decodes into its own fields.
-const DECODED: [u16; 12] = [
+const DECODED: [u16; 11] = [
     option::CLIENT_ID,
     option::SERVER_ID,
     option::IA_NA,
@@ -366,7 +366,6 @@ const DECODED: [u16; 12] = [
     option::VENDOR_CLASS,
     option::DNS_SERVERS,
     option::BOOTFILE_URL,
-    option::IAADDR,
 ];
 
 impl Dhcpv6Repr {

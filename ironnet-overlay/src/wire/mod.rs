@@ -22,6 +22,7 @@
 //! strings, which is fine on the slow path they serve.
 
 pub mod arp;
+pub mod build;
 pub mod checksum;
 pub mod dhcpv4;
 pub mod dhcpv6;

@@ -192,12 +192,23 @@ proptest! {
 
 fn icmpv4_message() -> impl Strategy<Value = Icmpv4Message> {
     prop_oneof![
-        (any::<u16>(), any::<u16>()).prop_map(|(ident, seq)| Icmpv4Message::EchoRequest { ident, seq }),
-        (any::<u16>(), any::<u16>()).prop_map(|(ident, seq)| Icmpv4Message::EchoReply { ident, seq }),
-        (any::<u8>(), any::<u16>()).prop_map(|(code, next_hop_mtu)| Icmpv4Message::DstUnreachable { code, next_hop_mtu }),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(ident, seq)| Icmpv4Message::EchoRequest { ident, seq }),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(ident, seq)| Icmpv4Message::EchoReply { ident, seq }),
+        (any::<u8>(), any::<u16>())
+            .prop_map(|(code, next_hop_mtu)| Icmpv4Message::DstUnreachable { code, next_hop_mtu }),
         any::<u8>().prop_map(|code| Icmpv4Message::TimeExceeded { code }),
-        (prop_oneof![Just(5u8), Just(13), Just(42)], any::<u8>(), any::<[u8; 4]>())
-            .prop_map(|(msg_type, code, rest)| Icmpv4Message::Other { msg_type, code, rest }),
+        (
+            prop_oneof![Just(5u8), Just(13), Just(42)],
+            any::<u8>(),
+            any::<[u8; 4]>()
+        )
+            .prop_map(|(msg_type, code, rest)| Icmpv4Message::Other {
+                msg_type,
+                code,
+                rest
+            }),
     ]
 }
 
@@ -206,15 +217,31 @@ fn ndp_repr() -> impl Strategy<Value = NdpRepr> {
         proptest::option::of(mac()),
         proptest::option::of(mac()),
         proptest::option::of(any::<u32>()),
-        proptest::option::of((any::<u8>(), any::<bool>(), any::<bool>(), any::<u32>(), any::<u32>(), v6())),
+        proptest::option::of((
+            any::<u8>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u32>(),
+            any::<u32>(),
+            v6(),
+        )),
     )
         .prop_map(|(source_ll, target_ll, mtu, prefix)| NdpRepr {
             source_ll,
             target_ll,
             mtu,
-            prefix_info: prefix.map(|(prefix_len, on_link, autonomous, valid_lifetime, preferred_lifetime, prefix)| {
-                PrefixInfo { prefix_len, on_link, autonomous, valid_lifetime, preferred_lifetime, prefix }
-            }),
+            prefix_info: prefix.map(
+                |(prefix_len, on_link, autonomous, valid_lifetime, preferred_lifetime, prefix)| {
+                    PrefixInfo {
+                        prefix_len,
+                        on_link,
+                        autonomous,
+                        valid_lifetime,
+                        preferred_lifetime,
+                        prefix,
+                    }
+                },
+            ),
         })
 }
 
@@ -224,19 +251,68 @@ fn icmpv6_message() -> impl Strategy<Value = (Icmpv6Message, Vec<u8>)> {
         (any::<u8>(), data()).prop_map(|(code, d)| (Icmpv6Message::DstUnreachable { code }, d)),
         (any::<u32>(), data()).prop_map(|(mtu, d)| (Icmpv6Message::PacketTooBig { mtu }, d)),
         (any::<u8>(), data()).prop_map(|(code, d)| (Icmpv6Message::TimeExceeded { code }, d)),
-        (any::<u8>(), any::<u32>(), data()).prop_map(|(code, pointer, d)| (Icmpv6Message::ParamProblem { code, pointer }, d)),
-        (any::<u16>(), any::<u16>(), data()).prop_map(|(ident, seq, d)| (Icmpv6Message::EchoRequest { ident, seq }, d)),
-        (any::<u16>(), any::<u16>(), data()).prop_map(|(ident, seq, d)| (Icmpv6Message::EchoReply { ident, seq }, d)),
+        (any::<u8>(), any::<u32>(), data())
+            .prop_map(|(code, pointer, d)| (Icmpv6Message::ParamProblem { code, pointer }, d)),
+        (any::<u16>(), any::<u16>(), data())
+            .prop_map(|(ident, seq, d)| (Icmpv6Message::EchoRequest { ident, seq }, d)),
+        (any::<u16>(), any::<u16>(), data())
+            .prop_map(|(ident, seq, d)| (Icmpv6Message::EchoReply { ident, seq }, d)),
         ndp_repr().prop_map(|options| (Icmpv6Message::RouterSolicit { options }, vec![])),
-        (any::<u8>(), any::<bool>(), any::<bool>(), any::<u16>(), any::<u32>(), any::<u32>(), ndp_repr()).prop_map(
-            |(cur_hop_limit, managed, other_config, router_lifetime, reachable_time, retrans_time, options)| {
-                (Icmpv6Message::RouterAdvert { cur_hop_limit, managed, other_config, router_lifetime, reachable_time, retrans_time, options }, vec![])
-            }
-        ),
-        (v6(), ndp_repr()).prop_map(|(target, options)| (Icmpv6Message::NeighborSolicit { target, options }, vec![])),
-        (prop_oneof![Just(0u8), Just(0x80), Just(0x40), Just(0x20), Just(0xe0)], v6(), ndp_repr())
-            .prop_map(|(flags, target, options)| (Icmpv6Message::NeighborAdvert { flags, target, options }, vec![])),
-        (prop_oneof![Just(200u8), Just(137), Just(143)], any::<u8>(), data())
+        (
+            any::<u8>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u32>(),
+            ndp_repr()
+        )
+            .prop_map(
+                |(
+                    cur_hop_limit,
+                    managed,
+                    other_config,
+                    router_lifetime,
+                    reachable_time,
+                    retrans_time,
+                    options,
+                )| {
+                    (
+                        Icmpv6Message::RouterAdvert {
+                            cur_hop_limit,
+                            managed,
+                            other_config,
+                            router_lifetime,
+                            reachable_time,
+                            retrans_time,
+                            options,
+                        },
+                        vec![],
+                    )
+                }
+            ),
+        (v6(), ndp_repr()).prop_map(|(target, options)| (
+            Icmpv6Message::NeighborSolicit { target, options },
+            vec![]
+        )),
+        (
+            prop_oneof![Just(0u8), Just(0x80), Just(0x40), Just(0x20), Just(0xe0)],
+            v6(),
+            ndp_repr()
+        )
+            .prop_map(|(flags, target, options)| (
+                Icmpv6Message::NeighborAdvert {
+                    flags,
+                    target,
+                    options
+                },
+                vec![]
+            )),
+        (
+            prop_oneof![Just(200u8), Just(137), Just(143)],
+            any::<u8>(),
+            data()
+        )
             .prop_map(|(msg_type, code, d)| (Icmpv6Message::Other { msg_type, code }, d)),
     ]
 }
@@ -278,7 +354,11 @@ fn dhcpv4_repr() -> impl Strategy<Value = Dhcpv4Repr> {
         proptest::option::of(bytes(40)),
         proptest::option::of(bytes(20)),
         proptest::option::of(bytes(20)),
-        proptest::collection::btree_map(prop_oneof![Just(2u8), Just(15), Just(43), Just(66), Just(67), Just(250)], bytes(30), 0..4),
+        proptest::collection::btree_map(
+            prop_oneof![Just(2u8), Just(15), Just(43), Just(66), Just(67), Just(250)],
+            bytes(30),
+            0..4,
+        ),
     );
     (header, opts1, opts2).prop_map(|(h, o1, o2)| {
         let mut r = Dhcpv4Repr::empty(h.0);
@@ -293,14 +373,13 @@ fn dhcpv4_repr() -> impl Strategy<Value = Dhcpv4Repr> {
         r.message_type = o1.0.map(Into::into);
         r.lease_time = o1.1;
         r.server_id = o1.2;
-        r.classless_routes = o1
-            .3
-            .into_iter()
-            .map(|(a, len, router)| ClasslessRoute {
-                destination: ipnet::Ipv4Net::new(a, len).unwrap().trunc(),
-                router,
-            })
-            .collect();
+        r.classless_routes =
+            o1.3.into_iter()
+                .map(|(a, len, router)| ClasslessRoute {
+                    destination: ipnet::Ipv4Net::new(a, len).unwrap().trunc(),
+                    router,
+                })
+                .collect();
         r.subnet_mask = o1.4;
         r.mtu = o1.5;
         r.routers = o1.6;
@@ -325,7 +404,15 @@ fn ia_na() -> impl Strategy<Value = IaNa> {
         any::<u32>(),
         any::<u32>(),
         any::<u32>(),
-        vec((v6(), any::<u32>(), any::<u32>(), proptest::option::of(status())), 0..3),
+        vec(
+            (
+                v6(),
+                any::<u32>(),
+                any::<u32>(),
+                proptest::option::of(status()),
+            ),
+            0..3,
+        ),
         proptest::option::of(status()),
     )
         .prop_map(|(iaid, t1, t2, addrs, status)| IaNa {
@@ -334,7 +421,14 @@ fn ia_na() -> impl Strategy<Value = IaNa> {
             t2,
             addresses: addrs
                 .into_iter()
-                .map(|(addr, preferred_lifetime, valid_lifetime, status)| IaAddr { addr, preferred_lifetime, valid_lifetime, status })
+                .map(
+                    |(addr, preferred_lifetime, valid_lifetime, status)| IaAddr {
+                        addr,
+                        preferred_lifetime,
+                        valid_lifetime,
+                        status,
+                    },
+                )
                 .collect(),
             status,
         })
@@ -342,16 +436,34 @@ fn ia_na() -> impl Strategy<Value = IaNa> {
 
 fn dhcpv6_repr() -> impl Strategy<Value = Dhcpv6Repr> {
     (
-        (prop_oneof![1u8..=9, Just(11u8), Just(42u8)], 0u32..(1 << 24)),
-        (proptest::option::of(bytes(30)), proptest::option::of(bytes(30)), vec(ia_na(), 0..3)),
-        (proptest::option::of(any::<u16>()), vec(any::<u16>(), 0..5), proptest::option::of(status()), any::<bool>()),
+        (
+            prop_oneof![1u8..=9, Just(11u8), Just(42u8)],
+            0u32..(1 << 24),
+        ),
+        (
+            proptest::option::of(bytes(30)),
+            proptest::option::of(bytes(30)),
+            vec(ia_na(), 0..3),
+        ),
+        (
+            proptest::option::of(any::<u16>()),
+            vec(any::<u16>(), 0..5),
+            proptest::option::of(status()),
+            any::<bool>(),
+        ),
         (
             proptest::option::of(bytes(20)),
             proptest::option::of(bytes(20)),
             proptest::option::of(vec(v6(), 0..3)),
             proptest::option::of(name(40)),
         ),
-        vec((prop_oneof![Just(7u16), Just(24), Just(39), Just(1000)], bytes(20)), 0..3),
+        vec(
+            (
+                prop_oneof![Just(7u16), Just(24), Just(39), Just(1000)],
+                bytes(20),
+            ),
+            0..3,
+        ),
     )
         .prop_map(|(h, ids, misc, classes, other)| {
             let mut r = Dhcpv6Repr::new(h.0.into(), h.1);

@@ -1,0 +1,4 @@
+#![no_main]
+//! Arbitrary bytes through `ironnet_fuzz::overlay::arp`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ironnet_fuzz::overlay::arp(data));
