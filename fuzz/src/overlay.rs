@@ -42,7 +42,7 @@ pub fn arp(data: &[u8]) {
         let mut out = [0u8; 28];
         repr.emit(&mut out);
         assert_eq!(
-            ArpRepr::parse(&ArpPacket::new_checked(&out[..]).unwrap()),
+            ArpRepr::parse(&ArpPacket::new_checked(&out[..]).expect("harness invariant")),
             Ok(repr)
         );
     }
@@ -64,7 +64,7 @@ pub fn ipv4(data: &[u8]) {
         let mut out = vec![0u8; repr.total_len()];
         repr.emit(&mut out).expect("parsed header re-emits");
         assert_eq!(
-            Ipv4Repr::parse(&Ipv4Packet::new_checked(&out[..]).unwrap()),
+            Ipv4Repr::parse(&Ipv4Packet::new_checked(&out[..]).expect("harness invariant")),
             Ok(repr)
         );
     }
@@ -79,7 +79,7 @@ pub fn ipv6(data: &[u8]) {
     let mut out = vec![0u8; 40 + repr.payload_len];
     repr.emit(&mut out).expect("parsed header re-emits");
     assert_eq!(
-        Ipv6Repr::parse(&Ipv6Packet::new_checked(&out[..]).unwrap()),
+        Ipv6Repr::parse(&Ipv6Packet::new_checked(&out[..]).expect("harness invariant")),
         repr
     );
     if let Ok(upper) = p.upper_layer() {
@@ -103,7 +103,10 @@ fn l4(addrs: IpPair, protocol: u8, data: &[u8]) {
                     let mut out = data.to_vec();
                     r.emit(&mut out, &addrs);
                     assert_eq!(
-                        TcpRepr::parse(&TcpPacket::new_checked(&out[..]).unwrap(), &addrs),
+                        TcpRepr::parse(
+                            &TcpPacket::new_checked(&out[..]).expect("harness invariant"),
+                            &addrs
+                        ),
                         Ok(r)
                     );
                 }
@@ -147,8 +150,8 @@ fn pair(data: &[u8]) -> (IpPair, &[u8]) {
         let a = Ipv4Addr::new(10, 0, 0, 1);
         return (IpPair::V4 { src: a, dst: a }, data);
     }
-    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&data[1..17]).unwrap());
-    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&data[17..33]).unwrap());
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&data[1..17]).expect("harness invariant"));
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&data[17..33]).expect("harness invariant"));
     if data[0] & 1 == 0 {
         let v4 = |a: Ipv6Addr| Ipv4Addr::from((u128::from(a) as u32).to_be_bytes());
         (
@@ -173,7 +176,8 @@ pub fn icmpv4(data: &[u8]) {
         let mut out = vec![0u8; r.buffer_len()];
         r.emit(&mut out);
         assert_eq!(
-            Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&out[..]).unwrap()).map(|x| x.message),
+            Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&out[..]).expect("harness invariant"))
+                .map(|x| x.message),
             Ok(r.message)
         );
     }
@@ -202,7 +206,11 @@ fn icmpv6_with(src: Ipv6Addr, dst: Ipv6Addr, data: &[u8]) {
     if let Ok(r) = Icmpv6Repr::parse(&p, src, dst) {
         let mut out = vec![0u8; r.buffer_len()];
         r.emit(&mut out, src, dst);
-        let again = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(&out[..]).unwrap(), src, dst);
+        let again = Icmpv6Repr::parse(
+            &Icmpv6Packet::new_checked(&out[..]).expect("harness invariant"),
+            src,
+            dst,
+        );
         assert_eq!(again.map(|x| x.message), Ok(r.message));
     }
 }
@@ -220,7 +228,8 @@ pub fn dhcpv4(data: &[u8]) {
             let mut out = vec![0u8; r.buffer_len()];
             r.emit(&mut out).expect("validated message emits");
             assert_eq!(
-                Dhcpv4Repr::parse(&Dhcpv4Packet::new_checked(&out[..]).unwrap()).as_ref(),
+                Dhcpv4Repr::parse(&Dhcpv4Packet::new_checked(&out[..]).expect("harness invariant"))
+                    .as_ref(),
                 Ok(&r)
             );
         }
@@ -237,7 +246,8 @@ pub fn dhcpv6(data: &[u8]) {
         let mut out = vec![0u8; r.buffer_len()];
         r.emit(&mut out).expect("parsed message re-emits");
         let again =
-            Dhcpv6Repr::parse(&Dhcpv6Packet::new_checked(&out[..]).unwrap()).expect("re-parses");
+            Dhcpv6Repr::parse(&Dhcpv6Packet::new_checked(&out[..]).expect("harness invariant"))
+                .expect("re-parses");
         // Re-emitting drops duplicates of first-wins options, so compare
         // a second round trip, which must be stable.
         let mut out2 = vec![0u8; again.buffer_len()];
@@ -492,12 +502,12 @@ mod tests {
         r4.hostname = Some(b"guest".to_vec());
         r4.parameter_request_list = vec![1, 3, 6, 121];
         let mut m4 = vec![0u8; r4.buffer_len()];
-        r4.emit(&mut m4).unwrap();
+        r4.emit(&mut m4).expect("harness invariant");
         let mut r6 = Dhcpv6Repr::new(dhcpv6::MessageType::Solicit, 0x123456);
         r6.client_id = Some(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1]);
         r6.oro = vec![23, 59];
         let mut m6 = vec![0u8; r6.buffer_len()];
-        r6.emit(&mut m6).unwrap();
+        r6.emit(&mut m6).expect("harness invariant");
         for (i, pair) in bytes.chunks_exact(2).take(3).enumerate() {
             let at4 = 236 + usize::from(pair[0]) % (m4.len() - 236);
             m4[at4] ^= pair[1] | 1;

@@ -3,6 +3,9 @@
 //! frames built here parse in etherparse with the same fields and with
 //! checksums equal to etherparse's own computation.
 
+// Test helpers outside #[test] functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
@@ -226,7 +229,7 @@ proptest! {
                         prop_assert_eq!(t.checksum, t.calc_checksum_ipv6(&ip, payload).unwrap());
                     }
                     TransportHeader::Icmpv6(i) => {
-                        let expect = etherparse::Icmpv6Header::with_checksum(i.icmp_type.clone(), ip.source, ip.destination, payload).unwrap();
+                        let expect = etherparse::Icmpv6Header::with_checksum(i.icmp_type, ip.source, ip.destination, payload).unwrap();
                         prop_assert_eq!(i.checksum, expect.checksum);
                     }
                     other => return Err(TestCaseError::fail(format!("transport {other:?}"))),

@@ -3,6 +3,9 @@
 //! encap → decap returns the original packet, and a refused transform
 //! changes nothing.
 
+// Test helpers outside #[test] functions unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ironnet_overlay::PacketBuf;
