@@ -99,15 +99,28 @@ pub fn encapsulate<B: AsRef<[u8]> + AsMut<[u8]>>(
             available: pkt.headroom(),
         });
     }
+    push_outer(pkt, params, ty == EtherType::IPV4, usize::from(payload_len));
+    Ok(())
+}
+
+/// The writing half of [`encapsulate`], for callers that validated the
+/// frame (an untagged Ethernet frame whose IP packet is `inner_len` ≤ 65535
+/// bytes) and the headroom already.
+pub(crate) fn push_outer<B: AsRef<[u8]> + AsMut<[u8]>>(
+    pkt: &mut PacketBuf<B>,
+    params: &EncapParams,
+    inner_v4: bool,
+    inner_len: usize,
+) {
     pkt.truncate(ETH_LEN + inner_len);
-    let next_header = if ty == EtherType::IPV4 {
+    let next_header = if inner_v4 {
         IpProtocol::IPV4
     } else {
         IpProtocol::IPV6
     };
-    let out = pkt.push_front(HEADROOM_NEEDED)?;
-    write_outer(out, params, payload_len, next_header);
-    Ok(())
+    if let Ok(out) = pkt.push_front(HEADROOM_NEEDED) {
+        write_outer(out, params, inner_len as u16, next_header);
+    }
 }
 
 fn write_outer(out: &mut [u8], p: &EncapParams, payload_len: u16, next_header: IpProtocol) {

@@ -192,25 +192,27 @@ fn port_field(frame: &[u8], l4: &L4, src: bool) -> Result<usize, WireError> {
     }
 }
 
-/// Changes bytes `at..at + new.len()` of `frame` and fixes the checksums
-/// that cover them.
-fn rewrite_field(
+/// Changes bytes `at..at + N` of `frame` and fixes the checksums that
+/// cover them; the ones'-complement difference is computed once and
+/// applied to each checksum (RFC 1624).
+#[inline]
+fn rewrite_field<const N: usize>(
     frame: &mut [u8],
     at: usize,
-    new: &[u8],
+    new: [u8; N],
     ip_checksum: Option<usize>,
     l4: Option<usize>,
     udp: bool,
 ) {
-    let mut old = [0u8; 16];
-    let old = &mut old[..new.len()];
-    old.copy_from_slice(&frame[at..at + new.len()]);
+    let mut old = [0u8; N];
+    old.copy_from_slice(&frame[at..at + N]);
     if old == new {
         return;
     }
-    frame[at..at + new.len()].copy_from_slice(new);
+    frame[at..at + N].copy_from_slice(&new);
+    let delta = checksum::delta(&old, &new);
     if let Some(c) = ip_checksum {
-        let v = checksum::update_bytes(u16_at(frame, c), old, new);
+        let v = checksum::apply_delta(u16_at(frame, c), delta);
         set_u16(frame, c, v);
     }
     if let Some(c) = l4 {
@@ -219,7 +221,7 @@ fn rewrite_field(
             // IPv4 UDP without checksum stays without.
             return;
         }
-        let mut v = checksum::update_bytes(current, old, new);
+        let mut v = checksum::apply_delta(current, delta);
         if udp && v == 0 {
             v = 0xffff;
         }
@@ -235,6 +237,7 @@ impl HeaderTransform {
 
     /// Applies the transform to the Ethernet frame in `pkt`. On error
     /// nothing was changed.
+    #[inline]
     pub fn apply<B: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         pkt: &mut PacketBuf<B>,
@@ -248,6 +251,7 @@ impl HeaderTransform {
         // Offsets below are those of the frame after decap; `shift` maps
         // them to the frame as it is now.
         let shift = outer.as_ref().map_or(0, |o| o.inner_offset - ETH_LEN);
+        let mut ip_len = 0;
         let loc = match &outer {
             Some(o) => {
                 let inner = &pkt.data()[o.inner_offset..o.inner_offset + o.inner_len];
@@ -255,6 +259,7 @@ impl HeaderTransform {
             }
             None => {
                 let (ty, len) = encap::inner_ip(pkt.data())?;
+                ip_len = len;
                 locate_ip(
                     &pkt.data()[ETH_LEN..ETH_LEN + len],
                     ty == EtherType::IPV4,
@@ -291,11 +296,11 @@ impl HeaderTransform {
                 layer: if loc.v4 { Layer::Ipv4 } else { Layer::Ipv6 },
             });
         }
+        let inner_len = match &outer {
+            Some(o) => o.inner_len,
+            None => ip_len,
+        };
         if self.encap.is_some() {
-            let inner_len = match &outer {
-                Some(o) => o.inner_len,
-                None => encap::inner_ip(pkt.data())?.1,
-            };
             if inner_len > usize::from(u16::MAX) {
                 return Err(WireError::TooLarge {
                     layer: Layer::Encap,
@@ -326,24 +331,24 @@ impl HeaderTransform {
             match addr {
                 Some(IpAddr::V4(a)) => {
                     let at = ip + if src { 12 } else { 16 };
-                    rewrite_field(frame, at, &a.octets(), ip_sum, pseudo_sum, udp);
+                    rewrite_field(frame, at, a.octets(), ip_sum, pseudo_sum, udp);
                 }
                 Some(IpAddr::V6(a)) => {
                     let at = ip + if src { 8 } else { 24 };
-                    rewrite_field(frame, at, &a.octets(), None, pseudo_sum, false);
+                    rewrite_field(frame, at, a.octets(), None, pseudo_sum, false);
                 }
                 None => {}
             }
         }
         for (port, at) in [(self.src_port, src_port_at), (self.dst_port, dst_port_at)] {
             if let (Some(port), Some(at)) = (port, at) {
-                rewrite_field(frame, at, &port.to_be_bytes(), None, l4_sum, udp);
+                rewrite_field(frame, at, port.to_be_bytes(), None, l4_sum, udp);
             }
         }
         if self.decrement_ttl {
             if loc.v4 {
                 let word = [loc.ttl - 1, frame[ip + 9]];
-                rewrite_field(frame, ip + 8, &word, ip_sum, None, false);
+                rewrite_field(frame, ip + 8, word, ip_sum, None, false);
             } else {
                 frame[ip + 7] = loc.ttl - 1;
             }
@@ -354,7 +359,7 @@ impl HeaderTransform {
         }
         if let Some(params) = &self.encap {
             // Validated above: inner IP, length and headroom.
-            let _ = encap::encapsulate(pkt, params);
+            encap::push_outer(pkt, params, loc.v4, inner_len);
             debug_assert!(pkt.len() >= OUTER_LEN);
         }
         Ok(Applied { decapsulated })

@@ -267,6 +267,20 @@ proptest! {
     }
 
     #[test]
+    fn nat_and_encap_in_one_transform_equal_their_steps(spec in any_spec(), p in params(), port in any::<u16>()) {
+        let frame = spec.to_vec().unwrap();
+        let src_ip = if spec.src.is_ipv4() { IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5)) } else { IpAddr::V6(Ipv6Addr::LOCALHOST) };
+        let mut a = packet(&frame, 3);
+        let mut b = a.clone();
+        HeaderTransform { src_ip: Some(src_ip), src_port: Some(port), encap: Some(p), ..HeaderTransform::default() }
+            .apply(&mut a)
+            .unwrap();
+        HeaderTransform { src_ip: Some(src_ip), src_port: Some(port), ..HeaderTransform::default() }.apply(&mut b).unwrap();
+        encap::encapsulate(&mut b, &p).unwrap();
+        prop_assert_eq!(a.data(), b.data());
+    }
+
+    #[test]
     fn refused_transforms_change_nothing(bytes in vec(any::<u8>(), 0..120), v4 in any::<bool>(), t in rewrite(true), decap in any::<bool>(), p in params()) {
         let _ = v4;
         let mut pkt = packet(&bytes, 0);

@@ -165,3 +165,44 @@ proptest! {
         }
     }
 }
+
+/// Tables past the 24-8 threshold (DIR-24-8 layout), checked against an
+/// independent implementation (prefix-trie) on nested random routes.
+#[test]
+fn huge_v4_tables_equal_prefix_trie() {
+    use ipnet::Ipv4Net;
+    use prefix_trie::PrefixMap;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut table: LpmBuilder<u32> = LpmBuilder::new();
+    let mut oracle: PrefixMap<Ipv4Net, u32> = PrefixMap::new();
+    let mut i = 0u32;
+    while table.len() < 70_000 {
+        let r = next();
+        // A narrow address space so that prefixes nest; all lengths.
+        let addr = Ipv4Addr::from((r as u32) & 0x0f0f_ffff);
+        let len = (r >> 40) as u8 % 33;
+        let net = Ipv4Net::new(addr, len).unwrap().trunc();
+        table.insert(IpNet::V4(net), i);
+        oracle.insert(net, i);
+        i += 1;
+    }
+    let lpm = table.build();
+    let probes: Vec<Ipv4Addr> = (0..50_000)
+        .map(|_| Ipv4Addr::from((next() as u32) & 0x0f0f_ffff))
+        .collect();
+    let mut batch = vec![None; probes.len()];
+    lpm.lookup_v4_batch(&probes, &mut batch);
+    for (addr, from_batch) in probes.iter().zip(batch) {
+        let want = oracle
+            .get_lpm(&Ipv4Net::new(*addr, 32).unwrap())
+            .map(|(p, v)| (IpNet::V4(p), v));
+        assert_eq!(lpm.lookup_v4(*addr), want, "{addr}");
+        assert_eq!(from_batch, want, "{addr}");
+    }
+}

@@ -8,10 +8,12 @@
 //! later inherits the entry it replaces. Because of that order a fill never
 //! meets a child pointer, so building is a single pass.
 //!
-//! A lookup is one array read per level, at most 3 with strides 16-8-8 and 4
-//! with 8-8-8-8; the cost does not depend on the number of routes. Small
-//! tables use 8-bit roots (1 KiB) so that hundreds of per-VNI tables stay
-//! cheap; large ones use a 16-bit root (256 KiB) to save a level.
+//! A lookup is one array read per level, at most 2 with strides 24-8, 3 with
+//! 16-8-8 and 4 with 8-8-8-8; the cost does not depend on the number of
+//! routes. Small tables use 8-bit roots (1 KiB) so that hundreds of per-VNI
+//! tables stay cheap; large ones use a 16-bit root (256 KiB) to save a
+//! level, and huge ones (internet-sized) a 24-bit root (64 MiB), where
+//! nearly every lookup is a single read.
 
 use std::net::Ipv4Addr;
 
@@ -19,6 +21,11 @@ const CHILD: u32 = 1 << 31;
 
 /// Tables with more routes than this use the 16-8-8 layout.
 const LARGE_TABLE: usize = 1024;
+
+/// Tables with more routes than this use the 24-8 layout (DPDK's
+/// DIR-24-8): a 64 MiB root that answers every prefix up to /24 in one
+/// read. Below this size the root would cost more than the routes.
+const HUGE_TABLE: usize = 65_536;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Trie4 {
@@ -36,7 +43,9 @@ impl Trie4 {
     /// Builds the trie from `(prefix, len, value)` routes sorted by `len`
     /// ascending, with distinct canonical prefixes and values below 2^31 - 1.
     pub(crate) fn build(routes: &[(Ipv4Addr, u8, u32)]) -> Self {
-        let strides: &'static [u32] = if routes.len() > LARGE_TABLE {
+        let strides: &'static [u32] = if routes.len() > HUGE_TABLE {
+            &[24, 8]
+        } else if routes.len() > LARGE_TABLE {
             &[16, 8, 8]
         } else {
             &[8, 8, 8, 8]

@@ -78,14 +78,25 @@ pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
 /// address or a port).
 pub fn update_bytes(hc: u16, old: &[u8], new: &[u8]) -> u16 {
     debug_assert_eq!(old.len(), new.len());
-    // ~m summed word by word equals (0xffff * words) - sum(m) in ones'
-    // complement; adding the complement of each word keeps it simple.
-    let mut acc = u64::from(!hc);
+    apply_delta(hc, delta(old, new))
+}
+
+/// The ones'-complement difference between `old` and `new` (same even
+/// length), to apply to several checksums with [`apply_delta`].
+#[inline]
+pub fn delta(old: &[u8], new: &[u8]) -> u64 {
+    let mut acc = 0u64;
     for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
         acc += u64::from(!u16::from_be_bytes([o[0], o[1]]));
         acc += u64::from(u16::from_be_bytes([n[0], n[1]]));
     }
-    !fold(acc)
+    acc
+}
+
+/// Checksum `hc` updated by a [`delta`]: `~(~hc + delta)`.
+#[inline]
+pub fn apply_delta(hc: u16, delta: u64) -> u16 {
+    !fold(u64::from(!hc) + delta)
 }
 
 /// Whether two checksum values are the same ones'-complement number
