@@ -281,10 +281,9 @@ fn protocol_violations_close_with_a_reason() {
     );
     client.handle(t0, Message::Subscribe(Vni::new(1).unwrap()));
     assert_eq!(client.state(), State::Closed);
-    let fresh = Connection::new(Role::Client, 3, t0);
-    let mut fresh2 = fresh.clone();
+    let mut fresh = Connection::new(Role::Client, 3, t0);
     assert!(matches!(
-        fresh2.send(Message::Subscribe(Vni::new(1).unwrap())),
+        fresh.send(Message::Subscribe(Vni::new(1).unwrap())),
         Err(SendError::NotEstablished(_))
     ));
 }

@@ -9,6 +9,8 @@
 //! trie levels are exercised), shuffled, 1M of them.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -43,12 +45,7 @@ fn rate(budget: Duration, per_call: usize, mut f: impl FnMut() -> u64) -> f64 {
 }
 
 fn main() {
-    let budget = Duration::from_millis(
-        std::env::var("BENCH_MS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(700),
-    );
+    let budget = support::budget();
     println!("IPv4 LPM lookups per second, ironnet Lpm vs prefix_trie::PrefixMap (same process)");
     println!(
         "{:>9} {:>10} {:>13} {:>13} {:>13} {:>8} {:>8} {:>11}",

@@ -12,6 +12,8 @@
 //! Run: `cargo bench -p ironnet-overlay --bench packet_bench`
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod support;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -66,12 +68,7 @@ fn row(name: &str, ours: f64, base_name: &str, base: f64) {
 }
 
 fn main() {
-    let budget = Duration::from_millis(
-        std::env::var("BENCH_MS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(700),
-    );
+    let budget = support::budget();
     println!("wire-layer cost per packet (ratio = ironnet / baseline, same process)");
 
     // Parse: Ethernet + IPv4 + UDP, 64-byte payload.

@@ -58,6 +58,14 @@ pub struct Decapsulated {
 /// The inner IP packet of an Ethernet frame: its EtherType and exact
 /// length (without Ethernet padding).
 pub(crate) fn inner_ip(frame: &[u8]) -> Result<(EtherType, usize), WireError> {
+    let ty = ip_ethertype(frame)?;
+    let len = ip_len(ty, &frame[ETH_LEN..])?;
+    Ok((ty, len))
+}
+
+/// The EtherType of an untagged Ethernet frame carrying IPv4 or IPv6; the
+/// IP header itself is not checked.
+pub(crate) fn ip_ethertype(frame: &[u8]) -> Result<EtherType, WireError> {
     let eth = EthernetFrame::new_checked(frame)?;
     if eth.is_vlan_tagged() {
         return Err(WireError::Unsupported {
@@ -65,9 +73,13 @@ pub(crate) fn inner_ip(frame: &[u8]) -> Result<(EtherType, usize), WireError> {
             what: "VLAN-tagged frames",
         });
     }
-    let ty = eth.ethertype();
-    let len = ip_len(ty, eth.payload())?;
-    Ok((ty, len))
+    match eth.ethertype() {
+        ty @ (EtherType::IPV4 | EtherType::IPV6) => Ok(ty),
+        _ => Err(WireError::Unsupported {
+            layer: Layer::Encap,
+            what: "payload other than IPv4 or IPv6",
+        }),
+    }
 }
 
 fn ip_len(ty: EtherType, ip: &[u8]) -> Result<usize, WireError> {

@@ -103,8 +103,9 @@ impl L4 {
 #[derive(Debug, Clone, Copy)]
 struct Located {
     v4: bool,
-    /// Offset of the IP header in the frame (after any decap).
-    ip_offset: usize,
+    /// Length of the IP packet (its header sits at `ETH_LEN` once any
+    /// outer header is popped).
+    ip_len: usize,
     ttl: u8,
     l4: L4,
 }
@@ -117,37 +118,36 @@ fn mismatch() -> WireError {
 }
 
 /// Reads the IP and L4 headers of the IP packet `ip`, whose header will
-/// sit at offset `base` of the frame being transformed.
-fn locate_ip(ip: &[u8], v4: bool, base: usize) -> Result<Located, WireError> {
-    let (ttl, protocol, l4_offset, avail, has_header) = if v4 {
+/// sit right after the Ethernet header of the transformed frame.
+fn locate_ip(ip: &[u8], v4: bool) -> Result<Located, WireError> {
+    let (ttl, protocol, l4_offset, ip_len, has_header) = if v4 {
         let p = Ipv4Packet::new_checked(ip)?;
-        let hl = p.header_len();
         (
             p.ttl(),
             p.protocol(),
-            hl,
-            p.total_len() - hl,
+            p.header_len(),
+            p.total_len(),
             !p.is_later_fragment(),
         )
     } else {
         let p = Ipv6Packet::new_checked(ip)?;
         let upper = p.upper_layer()?;
-        let avail = p.total_len() - upper.offset;
         (
             p.hop_limit(),
             upper.protocol,
             upper.offset,
-            avail,
+            p.total_len(),
             upper.has_header(),
         )
     };
+    let avail = ip_len - l4_offset;
     Ok(Located {
         v4,
-        ip_offset: base,
+        ip_len,
         ttl,
         l4: L4 {
             protocol,
-            offset: base + l4_offset,
+            offset: ETH_LEN + l4_offset,
             complete: has_header && avail >= min_l4_len(protocol),
         },
     })
@@ -251,20 +251,14 @@ impl HeaderTransform {
         // Offsets below are those of the frame after decap; `shift` maps
         // them to the frame as it is now.
         let shift = outer.as_ref().map_or(0, |o| o.inner_offset - ETH_LEN);
-        let mut ip_len = 0;
         let loc = match &outer {
             Some(o) => {
                 let inner = &pkt.data()[o.inner_offset..o.inner_offset + o.inner_len];
-                locate_ip(inner, o.decap.inner == EtherType::IPV4, ETH_LEN)?
+                locate_ip(inner, o.decap.inner == EtherType::IPV4)?
             }
             None => {
-                let (ty, len) = encap::inner_ip(pkt.data())?;
-                ip_len = len;
-                locate_ip(
-                    &pkt.data()[ETH_LEN..ETH_LEN + len],
-                    ty == EtherType::IPV4,
-                    ETH_LEN,
-                )?
+                let ty = encap::ip_ethertype(pkt.data())?;
+                locate_ip(&pkt.data()[ETH_LEN..], ty == EtherType::IPV4)?
             }
         };
         for addr in [self.src_ip, self.dst_ip].into_iter().flatten() {
@@ -296,12 +290,8 @@ impl HeaderTransform {
                 layer: if loc.v4 { Layer::Ipv4 } else { Layer::Ipv6 },
             });
         }
-        let inner_len = match &outer {
-            Some(o) => o.inner_len,
-            None => ip_len,
-        };
         if self.encap.is_some() {
-            if inner_len > usize::from(u16::MAX) {
+            if loc.ip_len > usize::from(u16::MAX) {
                 return Err(WireError::TooLarge {
                     layer: Layer::Encap,
                     field: "outer payload length",
@@ -324,7 +314,7 @@ impl HeaderTransform {
         let frame = pkt.data_mut();
         let l4_sum = loc.l4.complete.then(|| loc.l4.checksum_at()).flatten();
         let udp = loc.l4.protocol == IpProtocol::UDP && loc.v4;
-        let ip = loc.ip_offset;
+        let ip = ETH_LEN;
         let ip_sum = loc.v4.then_some(ip + 10);
         let pseudo_sum = l4_sum.filter(|_| loc.l4.has_pseudo_header());
         for (addr, src) in [(self.src_ip, true), (self.dst_ip, false)] {
@@ -359,7 +349,7 @@ impl HeaderTransform {
         }
         if let Some(params) = &self.encap {
             // Validated above: inner IP, length and headroom.
-            encap::push_outer(pkt, params, loc.v4, inner_len);
+            encap::push_outer(pkt, params, loc.v4, loc.ip_len);
             debug_assert!(pkt.len() >= OUTER_LEN);
         }
         Ok(Applied { decapsulated })

@@ -601,6 +601,11 @@ impl Dhcpv4Repr {
     /// every option fits 255 bytes and is not empty, `other` holds no code
     /// this type decodes itself.
     pub fn validate(&self) -> Result<(), WireError> {
+        self.check(&self.encoded_options())
+    }
+
+    /// [`validate`](Self::validate) on options encoded once by the caller.
+    fn check(&self, encoded: &[(u8, Vec<u8>)]) -> Result<(), WireError> {
         let too_large = |field| WireError::TooLarge {
             layer: Layer::Dhcpv4,
             field,
@@ -618,11 +623,11 @@ impl Dhcpv4Repr {
                 ));
             }
         }
-        for (code, data) in self.encoded_options() {
+        for (code, data) in encoded {
             if data.len() > 255 {
                 return Err(too_large("option"));
             }
-            if matches!(code, option::PAD | option::END) {
+            if matches!(*code, option::PAD | option::END) {
                 return Err(malformed("pad or end given as an option"));
             }
         }
@@ -632,19 +637,20 @@ impl Dhcpv4Repr {
     /// Bytes [`emit`](Self::emit) writes: header, options, END, padded to
     /// [`MIN_EMIT_LEN`].
     pub fn buffer_len(&self) -> usize {
-        let opts: usize = self
-            .encoded_options()
-            .iter()
-            .map(|(_, d)| 2 + d.len())
-            .sum();
+        Self::len_of(&self.encoded_options())
+    }
+
+    fn len_of(encoded: &[(u8, Vec<u8>)]) -> usize {
+        let opts: usize = encoded.iter().map(|(_, d)| 2 + d.len()).sum();
         (OPTIONS_OFFSET + opts + 1).max(MIN_EMIT_LEN)
     }
 
     /// Writes the message into `buf` (at least
     /// [`buffer_len`](Self::buffer_len) bytes) after [`validate`](Self::validate).
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), WireError> {
-        self.validate()?;
-        let len = self.buffer_len();
+        let encoded = self.encoded_options();
+        self.check(&encoded)?;
+        let len = Self::len_of(&encoded);
         let buf = &mut buf[..len];
         buf.fill(0);
         buf[0] = match self.op {
@@ -670,7 +676,7 @@ impl Dhcpv4Repr {
         buf[108..108 + self.boot_file.len()].copy_from_slice(&self.boot_file);
         set_u32(buf, BOOTP_LEN, MAGIC_COOKIE);
         let mut at = OPTIONS_OFFSET;
-        for (code, data) in self.encoded_options() {
+        for (code, data) in encoded {
             buf[at] = code;
             buf[at + 1] = data.len() as u8;
             buf[at + 2..at + 2 + data.len()].copy_from_slice(&data);

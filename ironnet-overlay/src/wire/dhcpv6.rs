@@ -496,6 +496,11 @@ impl Dhcpv6Repr {
     /// Checks what [`emit`](Self::emit) needs: a 24-bit transaction ID, no
     /// relay type, options under 64 KiB, `other` free of decoded codes.
     pub fn validate(&self) -> Result<(), WireError> {
+        self.check(&self.encoded_options())
+    }
+
+    /// [`validate`](Self::validate) on options encoded once by the caller.
+    fn check(&self, encoded: &[(u16, Vec<u8>)]) -> Result<(), WireError> {
         if self.xid > 0x00ff_ffff {
             return Err(WireError::TooLarge {
                 layer: Layer::Dhcpv6,
@@ -511,11 +516,7 @@ impl Dhcpv6Repr {
         if self.other.iter().any(|(c, _)| DECODED.contains(c)) {
             return Err(malformed("other options hold a decoded code"));
         }
-        if self
-            .encoded_options()
-            .iter()
-            .any(|(_, d)| d.len() > usize::from(u16::MAX))
-        {
+        if encoded.iter().any(|(_, d)| d.len() > usize::from(u16::MAX)) {
             return Err(WireError::TooLarge {
                 layer: Layer::Dhcpv6,
                 field: "option",
@@ -537,14 +538,15 @@ impl Dhcpv6Repr {
     /// Writes the message into `buf` (at least
     /// [`buffer_len`](Self::buffer_len) bytes) after [`validate`](Self::validate).
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), WireError> {
-        self.validate()?;
+        let encoded = self.encoded_options();
+        self.check(&encoded)?;
         set_u32(
             buf,
             0,
             (u32::from(u8::from(self.msg_type)) << 24) | self.xid,
         );
         let mut at = HEADER_LEN;
-        for (code, data) in self.encoded_options() {
+        for (code, data) in encoded {
             set_u16(buf, at, code);
             set_u16(buf, at + 2, data.len() as u16);
             buf[at + 4..at + 4 + data.len()].copy_from_slice(&data);
