@@ -78,6 +78,12 @@ pub enum CloseReason {
     /// The byte stream could not be decoded.
     #[error("codec: {0}")]
     Codec(#[from] CodecError),
+    /// The peer did not read what it was sent fast enough.
+    #[error("slow consumer: {pending} bytes not yet written")]
+    SlowConsumer {
+        /// Bytes queued when the limit was hit.
+        pending: usize,
+    },
     /// Closed by the owner.
     #[error("closed locally")]
     Local,
