@@ -3,12 +3,14 @@
 //!
 //! The reader forwards what it reads into the owner's bounded input channel
 //! (so a fast sender is slowed down by TCP flow control, not by memory). The
-//! writer drains a channel whose backlog is counted in bytes: the owner
-//! never waits on a peer, and a peer whose backlog passes the limit is
-//! closed instead of stalling everyone else.
+//! writer drains a channel whose backlog is counted in bytes, and records
+//! when it last made progress: the owner never waits on a peer, and closes
+//! one whose backlog has not moved for a while ([`Link::stalled_for`]) or
+//! passes a hard byte limit, instead of stalling everyone else.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -17,11 +19,19 @@ use tokio::task::JoinHandle;
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Nanoseconds since a process-wide epoch, for an atomic timestamp.
+fn stamp(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The write side of a connection plus its tasks; dropping it aborts both.
 #[derive(Debug)]
 pub(crate) struct Link {
     writer: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<AtomicUsize>,
+    progress: Arc<AtomicU64>,
     reader_task: JoinHandle<()>,
     writer_task: JoinHandle<()>,
 }
@@ -44,6 +54,7 @@ impl Link {
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
         let pending = Arc::new(AtomicUsize::new(0));
+        let progress = Arc::new(AtomicU64::new(stamp(Instant::now())));
         let (writer, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
 
         let reader_input = input.clone();
@@ -68,13 +79,23 @@ impl Link {
         });
 
         let counter = Arc::clone(&pending);
+        let moved = Arc::clone(&progress);
         let writer_task = tokio::spawn(async move {
             while let Some(chunk) = queue.recv().await {
-                if wr.write_all(&chunk).await.is_err() {
-                    let _ = input.send(on_eof()).await;
-                    return;
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    match wr.write(rest).await {
+                        Ok(n) if n > 0 => {
+                            rest = &rest[n..];
+                            counter.fetch_sub(n, Ordering::Relaxed);
+                            moved.store(stamp(Instant::now()), Ordering::Relaxed);
+                        }
+                        _ => {
+                            let _ = input.send(on_eof()).await;
+                            return;
+                        }
+                    }
                 }
-                counter.fetch_sub(chunk.len(), Ordering::Relaxed);
             }
             let _ = wr.shutdown().await;
         });
@@ -82,6 +103,7 @@ impl Link {
         Link {
             writer,
             pending,
+            progress,
             reader_task,
             writer_task,
         }
@@ -91,16 +113,38 @@ impl Link {
     /// bytes (nothing is queued then).
     pub(crate) fn send(&self, bytes: Vec<u8>, limit: usize) -> Result<(), usize> {
         let len = bytes.len();
-        let backlog = self.pending.fetch_add(len, Ordering::Relaxed) + len;
+        let before = self.pending.fetch_add(len, Ordering::Relaxed);
+        let backlog = before + len;
         if backlog > limit {
             self.pending.fetch_sub(len, Ordering::Relaxed);
             return Err(backlog);
+        }
+        if before == 0 {
+            // An idle link starts its stall clock now.
+            self.progress
+                .store(stamp(Instant::now()), Ordering::Relaxed);
         }
         if self.writer.send(bytes).is_err() {
             // The writer is gone: the EOF input is on its way.
             self.pending.fetch_sub(len, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+impl Link {
+    /// Bytes queued but not yet written.
+    pub(crate) fn backlog(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// How long a non-empty backlog has not moved; `None` if it is empty.
+    pub(crate) fn stalled_for(&self, now: Instant) -> Option<Duration> {
+        if self.backlog() == 0 {
+            return None;
+        }
+        let last = self.progress.load(Ordering::Relaxed);
+        Some(Duration::from_nanos(stamp(now).saturating_sub(last)))
     }
 }
 

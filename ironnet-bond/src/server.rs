@@ -4,14 +4,16 @@
 //!
 //! Back-pressure: readers wait on a bounded channel into the core; the core
 //! never waits on a peer. Each peer's unwritten output is counted, and a
-//! peer that lets it grow past [`ServerConfig::max_pending_bytes`] is
-//! disconnected (and logged), its routes withdrawn, while everyone else
-//! carries on.
+//! peer whose backlog has not moved for [`ServerConfig::stall_timeout`], or
+//! grows past [`ServerConfig::max_pending_bytes`], is disconnected (and
+//! logged), its routes withdrawn, while everyone else carries on. A large
+//! subscribe dump to a peer that reads is not a stall.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -32,8 +34,12 @@ pub struct ServerConfig {
     pub http: Option<SocketAddr>,
     /// Keepalive interval offered to clients, seconds.
     pub keepalive_secs: u32,
-    /// Unwritten bytes a peer may have queued before it is disconnected.
+    /// Unwritten bytes a peer may have queued before it is disconnected
+    /// (a backstop; stalls are caught by `stall_timeout`).
     pub max_pending_bytes: usize,
+    /// How long a peer's backlog may go without any byte written before
+    /// the peer is disconnected as a slow consumer.
+    pub stall_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -42,7 +48,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([0u16; 8], 4711)),
             http: None,
             keepalive_secs: 5,
-            max_pending_bytes: 64 << 20,
+            max_pending_bytes: 256 << 20,
+            stall_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -114,7 +121,7 @@ impl ServerHandle {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
             }
@@ -172,15 +179,24 @@ struct Core {
 
 impl Core {
     async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        let check_every = (self.config.stall_timeout / 4).max(Duration::from_millis(10));
+        let mut next_check = Instant::now() + check_every;
         loop {
-            let deadline = self.reflector.poll_timeout();
+            let deadline = self
+                .reflector
+                .poll_timeout()
+                .map_or(next_check, |t| Instant::from_std(t).min(next_check));
             let first = tokio::select! {
                 m = rx.recv() => match m {
                     Some(m) => Some(m),
                     None => return,
                 },
-                _ = sleep_until(deadline) => None,
+                _ = tokio::time::sleep_until(deadline) => None,
             };
+            if Instant::now() >= next_check {
+                self.close_stalled();
+                next_check = Instant::now() + check_every;
+            }
             match first {
                 Some(m) => {
                     self.handle(m);
@@ -197,6 +213,24 @@ impl Core {
             }
             self.flush();
         }
+    }
+
+    fn close_stalled(&mut self) {
+        let now = std::time::Instant::now();
+        let limit = self.config.stall_timeout;
+        let stalled: Vec<(PeerId, usize)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.stalled_for(now).is_some_and(|d| d >= limit))
+            .map(|(id, l)| (*id, l.backlog()))
+            .collect();
+        for (id, pending) in stalled {
+            tracing::warn!(%id, pending, "disconnecting stalled slow consumer");
+            self.metrics.slow_consumers.inc();
+            self.reflector
+                .close(id, CloseReason::SlowConsumer { pending });
+        }
+        self.flush();
     }
 
     fn handle(&mut self, input: Input) {
@@ -248,12 +282,5 @@ impl Core {
             }
         }
         self.metrics.observe(&self.reflector);
-    }
-}
-
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
-        None => std::future::pending().await,
     }
 }
