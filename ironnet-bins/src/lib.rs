@@ -1,5 +1,32 @@
 //! Shared plumbing for ironnet's role binaries (`ironnet-controller`,
 //! `ironnet-agent`, `ironnet-dp`, `ironnet-bond`) and the `ironnetctl` CLI.
 //!
-//! Status: no binaries exist yet; each arrives with the role it runs. This
-//! crate stays thin: parse flags, wire the library crates together, run.
+//! This crate stays thin: parse flags, wire the library crates together,
+//! run. Binaries so far: `ironnet-bond` (server and client).
+
+use ironnet_overlay::route::{NextHopKind, Route};
+
+/// Logs to stderr; `RUST_LOG` overrides the level (`info`, or `debug` when
+/// verbose).
+pub fn init_tracing(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// One line for a route: `VNI PREFIX via UNDERLAY (TYPE)`.
+pub fn describe_route(r: &Route) -> String {
+    let kind = match r.next_hop.kind {
+        NextHopKind::Standard => "STD".to_owned(),
+        NextHopKind::LoadBalancerTarget => "LB".to_owned(),
+        NextHopKind::Nat { port_from, port_to } => format!("NAT {port_from}-{port_to}"),
+    };
+    format!(
+        "{} {} via {} vni {} ({kind})",
+        r.vni, r.destination, r.next_hop.underlay, r.next_hop.vni
+    )
+}

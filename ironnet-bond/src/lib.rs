@@ -26,6 +26,7 @@ pub mod net_client;
 pub mod pb;
 pub mod reflector;
 pub mod server;
+pub mod spec;
 pub mod table;
 
 #[cfg(test)]
