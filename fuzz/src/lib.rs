@@ -7,4 +7,5 @@
 //! `fuzz_targets/` only wrap them (see `docs/fuzzing.md`).
 
 pub mod alloc;
+pub mod bond;
 pub mod overlay;

@@ -1,0 +1,4 @@
+#![no_main]
+//! Arbitrary bytes through `ironnet_fuzz::bond::connection`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ironnet_fuzz::bond::connection(data));
