@@ -168,7 +168,7 @@ impl ClientCore {
             servers: Vec::new(),
             subscriptions: BTreeSet::new(),
             announcements: BTreeSet::new(),
-            learned: RouteTable::new(),
+            learned: RouteTable::without_peer_index(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
             dirty: BTreeSet::new(),
@@ -488,7 +488,7 @@ impl ClientCore {
         };
         self.actions
             .push_back(ClientAction::Close(id, CloseReasonKind::from(reason)));
-        let routes: Vec<Route> = self.learned.announced_by(id).copied().collect();
+        let routes: Vec<Route> = self.learned.announced_by(id);
         if grace.is_zero() {
             for route in routes {
                 self.unlearn(id, route);

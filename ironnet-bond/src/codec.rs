@@ -269,6 +269,8 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, CodecError> {
 #[derive(Debug, Default, Clone)]
 pub struct Decoder {
     buf: Vec<u8>,
+    /// Bytes of `buf` already decoded.
+    start: usize,
 }
 
 impl Decoder {
@@ -279,15 +281,25 @@ impl Decoder {
 
     /// Appends received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
+        // Drop what was decoded before growing: a move per feed, not per
+        // message.
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed. After
     /// an error the stream cannot be resynchronised: reset the connection.
     pub fn next_message(&mut self) -> Result<Option<Message>, CodecError> {
-        match decode(&self.buf)? {
+        match decode(&self.buf[self.start..])? {
             Some((msg, used)) => {
-                self.buf.drain(..used);
+                self.start += used;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                }
                 Ok(Some(msg))
             }
             None => Ok(None),
@@ -296,6 +308,6 @@ impl Decoder {
 
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Queued chunks are merged into writes of up to about this size.
+const COALESCE: usize = 256 * 1024;
 
 /// Nanoseconds since a process-wide epoch, for an atomic timestamp.
 fn stamp(at: Instant) -> u64 {
@@ -81,7 +83,15 @@ impl Link {
         let counter = Arc::clone(&pending);
         let moved = Arc::clone(&progress);
         let writer_task = tokio::spawn(async move {
-            while let Some(chunk) = queue.recv().await {
+            while let Some(mut chunk) = queue.recv().await {
+                // Coalesce what else is queued into one write: under load a
+                // peer gets few large writes instead of one per message.
+                while chunk.len() < COALESCE {
+                    match queue.try_recv() {
+                        Ok(more) => chunk.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
                     match wr.write(rest).await {

@@ -282,12 +282,8 @@ impl Reflector {
             p.subscriptions.remove(&vni);
         }
         self.drop_subscriber(id, vni);
-        let mine: Vec<Route> = self
-            .table
-            .announced_by(id)
-            .filter(|r| r.vni == vni)
-            .copied()
-            .collect();
+        let mut mine = self.table.announced_by(id);
+        mine.retain(|r| r.vni == vni);
         for route in mine {
             self.withdraw(id, route);
         }
@@ -361,7 +357,7 @@ impl Reflector {
         for vni in &p.subscriptions {
             self.drop_subscriber(id, *vni);
         }
-        let mine: Vec<Route> = self.table.announced_by(id).copied().collect();
+        let mine: Vec<Route> = self.table.announced_by(id);
         for route in mine {
             self.withdraw(id, route);
         }
