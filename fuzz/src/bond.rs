@@ -232,7 +232,7 @@ enum ClientOp {
 }
 
 /// The client on arbitrary server behaviour: the events always rebuild
-/// exactly its route table, and it never holds its own announcements.
+/// exactly its route table, which never shows its own announcements.
 pub fn client(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let mut now = Instant::now();
@@ -285,6 +285,8 @@ pub fn client(data: &[u8]) {
         let table: BTreeSet<Route> = c.routes().collect();
         assert_eq!(table, applied);
         assert!(c.announcements().all(|a| !table.contains(a)));
+        let learned: BTreeSet<Route> = c.table().iter().map(|(r, _)| r).collect();
+        assert!(table.is_subset(&learned));
         let subs: BTreeSet<Vni> = c.subscriptions().collect();
         assert!(table.iter().all(|r| subs.contains(&r.vni)));
     }

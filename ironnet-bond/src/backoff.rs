@@ -16,8 +16,9 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff from `initial` up to `max`, jitter drawn from `seed`.
     pub fn new(initial: Duration, max: Duration, seed: u64) -> Self {
+        let initial = initial.max(Duration::from_millis(1));
         Backoff {
-            initial: initial.max(Duration::from_millis(1)),
+            initial,
             max: max.max(initial),
             attempt: 0,
             rng: seed,

@@ -13,17 +13,25 @@
 //! - an optional grace period keeps a lost server's routes for a while; if
 //!   the server comes back and re-sends a route within it, nothing is
 //!   removed (graceful restart, purely client-side);
-//! - only a route exactly equal to one of our own announcements is ignored
-//!   when a server echoes it (metalbond's #177 filter drops *any* route for
-//!   a destination we announce, which loses other hosts' NAT port ranges
-//!   and load-balancer targets of a shared IP).
+//! - a route exactly equal to one of our own announcements is kept in the
+//!   table but masked: it raises no event while we announce it, and an Add
+//!   when we withdraw it and a server still provides it (metalbond's #177
+//!   filter instead drops *any* route for a destination we announce, which
+//!   loses other hosts' NAT port ranges and load-balancer targets of a
+//!   shared IP).
+//!
+//! Known limit, shared with metalbond (the protocol has no end-of-dump
+//! marker): after UNSUBSCRIBE and SUBSCRIBE of the same VNI in quick
+//! succession, an ADD still in flight from before the UNSUBSCRIBE is taken
+//! as current; if that route was withdrawn meanwhile it stays until the
+//! connection is re-established.
 //!
 //! The owner dials when asked ([`ClientAction::Dial`]), reports the outcome
 //! ([`ClientCore::connected`], [`ClientCore::dial_failed`]), moves bytes
 //! ([`ClientCore::receive`], [`ClientCore::poll_output`]) and time
 //! ([`ClientCore::handle_timeout`], [`ClientCore::poll_timeout`]).
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use ironnet_overlay::route::{Route, Vni};
@@ -48,7 +56,8 @@ pub struct ClientConfig {
     pub backoff_initial: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
-    /// Seed for the backoff jitter.
+    /// Seed for the backoff jitter; 0 lets [`BondClient`](crate::BondClient)
+    /// pick one per client (the sans-IO core uses it as given).
     pub seed: u64,
 }
 
@@ -59,7 +68,7 @@ impl Default for ClientConfig {
             grace: Duration::ZERO,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
-            seed: 0x1f0e_7a11,
+            seed: 0,
         }
     }
 }
@@ -133,17 +142,21 @@ struct UpLink {
     out: Vec<u8>,
 }
 
-#[derive(Debug)]
+/// Routes of a lost server kept through the grace period, each with its
+/// own deadline (a route stays stale at most `grace` after the loss that
+/// made it stale, however often the server flaps).
+#[derive(Debug, Default)]
 struct Stale {
-    deadline: Instant,
-    routes: HashSet<Route>,
+    routes: HashMap<Route, Instant>,
+    /// No deadline in `routes` is earlier than this.
+    earliest: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct Slot {
     link: Link,
     backoff: Backoff,
-    stale: Option<Stale>,
+    stale: Stale,
 }
 
 /// The client's state.
@@ -183,7 +196,7 @@ impl ClientCore {
         self.servers.push(Slot {
             link: Link::Down { retry_at: now },
             backoff: Backoff::new(self.config.backoff_initial, self.config.backoff_max, seed),
-            stale: None,
+            stale: Stale::default(),
         });
         id
     }
@@ -207,7 +220,6 @@ impl ClientCore {
             return false;
         }
         self.send_all(&Message::Unsubscribe(vni));
-        self.announcements.retain(|r| r.vni != vni);
         let learned: Vec<(Route, Vec<ServerId>)> = self
             .learned
             .vni_routes(vni)
@@ -218,6 +230,7 @@ impl ClientCore {
                 self.unlearn(s, route);
             }
         }
+        self.announcements.retain(|r| r.vni != vni);
         true
     }
 
@@ -226,11 +239,10 @@ impl ClientCore {
         if !self.announcements.insert(route) {
             return false;
         }
-        // Our own routes are never learned: one we had learned from others
-        // is uninstalled (servers send a REMOVE for it too).
-        let providers: Vec<ServerId> = self.learned.announcers(&route).collect();
-        for s in providers {
-            self.unlearn(s, route);
+        // Our own routes are masked: one we had learned from others is
+        // uninstalled (an ironnet server also sends a REMOVE for it).
+        if self.learned.contains(&route) {
+            self.events.push_back(RouteEvent::Remove(route));
         }
         self.send_all(&Message::Update(Action::Add, route));
         true
@@ -240,6 +252,10 @@ impl ClientCore {
     pub fn withdraw(&mut self, route: &Route) -> bool {
         if !self.announcements.remove(route) {
             return false;
+        }
+        // Unmasked: a server still providing it makes it a learned route.
+        if self.learned.contains(route) {
+            self.events.push_back(RouteEvent::Add(*route));
         }
         self.send_all(&Message::Update(Action::Remove, *route));
         true
@@ -316,12 +332,8 @@ impl ClientCore {
                 }
                 _ => {}
             }
-            if self.servers[i]
-                .stale
-                .as_ref()
-                .is_some_and(|s| s.deadline <= now)
-            {
-                self.expire(id);
+            if self.servers[i].stale.earliest.is_some_and(|t| t <= now) {
+                self.expire(id, now);
             }
         }
     }
@@ -336,8 +348,7 @@ impl ClientCore {
                     Link::Dialing => None,
                     Link::Up(up) => up.conn.poll_timeout(),
                 };
-                link.into_iter()
-                    .chain(s.stale.as_ref().map(|st| st.deadline))
+                link.into_iter().chain(s.stale.earliest)
             })
             .min()
     }
@@ -366,10 +377,14 @@ impl ClientCore {
 
     /// Learned routes (what Add/Remove events have built), in order.
     pub fn routes(&self) -> impl Iterator<Item = Route> + '_ {
-        self.learned.iter().map(|(r, _)| r)
+        self.learned
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| !self.announcements.contains(r))
     }
 
-    /// The learned table with the servers providing each route.
+    /// The learned table with the servers providing each route (own
+    /// announcements included; [`routes`](Self::routes) masks them).
     pub fn table(&self) -> &RouteTable<ServerId> {
         &self.learned
     }
@@ -457,22 +472,22 @@ impl ClientCore {
     }
 
     fn learn(&mut self, id: ServerId, route: Route) {
-        if !self.subscriptions.contains(&route.vni) || self.announcements.contains(&route) {
+        if !self.subscriptions.contains(&route.vni) {
             return;
         }
-        if let Some(stale) = self.servers.get_mut(id.0).and_then(|s| s.stale.as_mut()) {
-            stale.routes.remove(&route);
+        if let Some(slot) = self.servers.get_mut(id.0) {
+            slot.stale.routes.remove(&route);
         }
-        if self.learned.add(route, id) == Change::Edge {
+        if self.learned.add(route, id) == Change::Edge && !self.announcements.contains(&route) {
             self.events.push_back(RouteEvent::Add(route));
         }
     }
 
     fn unlearn(&mut self, id: ServerId, route: Route) {
-        if let Some(stale) = self.servers.get_mut(id.0).and_then(|s| s.stale.as_mut()) {
-            stale.routes.remove(&route);
+        if let Some(slot) = self.servers.get_mut(id.0) {
+            slot.stale.routes.remove(&route);
         }
-        if self.learned.remove(&route, id) == Change::Edge {
+        if self.learned.remove(&route, id) == Change::Edge && !self.announcements.contains(&route) {
             self.events.push_back(RouteEvent::Remove(route));
         }
     }
@@ -493,22 +508,40 @@ impl ClientCore {
             for route in routes {
                 self.unlearn(id, route);
             }
-        } else {
-            let stale = slot.stale.get_or_insert_with(|| Stale {
-                deadline: now + grace,
-                routes: HashSet::new(),
-            });
-            stale.deadline = now + grace;
-            stale.routes.extend(routes);
+            return;
+        }
+        // Routes already stale keep their deadline: repeated losses do not
+        // extend it.
+        let deadline = now + grace;
+        let mut added = false;
+        for route in routes {
+            if let std::collections::hash_map::Entry::Vacant(e) = slot.stale.routes.entry(route) {
+                e.insert(deadline);
+                added = true;
+            }
+        }
+        if added {
+            slot.stale.earliest = Some(slot.stale.earliest.map_or(deadline, |t| t.min(deadline)));
         }
     }
 
-    fn expire(&mut self, id: ServerId) {
-        let Some(stale) = self.servers.get_mut(id.0).and_then(|s| s.stale.take()) else {
+    fn expire(&mut self, id: ServerId, now: Instant) {
+        let Some(slot) = self.servers.get_mut(id.0) else {
             return;
         };
-        for route in stale.routes {
-            if self.learned.remove(&route, id) == Change::Edge {
+        let due: Vec<Route> = slot
+            .stale
+            .routes
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(r, _)| *r)
+            .collect();
+        slot.stale.routes.retain(|_, t| *t > now);
+        slot.stale.earliest = slot.stale.routes.values().min().copied();
+        for route in due {
+            if self.learned.remove(&route, id) == Change::Edge
+                && !self.announcements.contains(&route)
+            {
                 self.events.push_back(RouteEvent::Remove(route));
             }
         }

@@ -14,9 +14,10 @@
 //! ```
 //!
 //! The client sends a KEEPALIVE every `ka`; the server echoes each one.
-//! Each side closes the connection when no KEEPALIVE arrived for 2.5 × `ka`
-//! (and, unlike metalbond, when the handshake does not finish within
-//! 2.5 × its own interval). A HELLO with interval 0, a message that does not
+//! Each side closes the connection when nothing arrived for 2.5 × `ka`
+//! (metalbond counts only KEEPALIVE; here an UPDATE counts too, so a long
+//! subscribe dump ahead of the echo is no timeout), and, unlike metalbond,
+//! when the handshake does not finish within 2.5 × its own interval. A HELLO with interval 0, a message that does not
 //! fit the state, or SUBSCRIBE/UNSUBSCRIBE sent to a client closes the
 //! connection with a typed reason. What to do once ESTABLISHED (re-send
 //! subscriptions and announcements) is the owner's job: it sees
@@ -262,6 +263,9 @@ impl Connection {
                 self.events.push_back(Event::Received(m));
             }
             (_, State::Established, m @ Message::Update(..)) => {
+                // Any message proves the peer alive: a long subscribe dump
+                // delays the KEEPALIVE echo queued behind it.
+                self.arm(now);
                 self.events.push_back(Event::Received(m));
             }
             (_, state, _) => self.close(unexpected(state)),

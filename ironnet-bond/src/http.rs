@@ -121,6 +121,7 @@ impl Metrics {
     /// Updates the gauges and counters from the reflector.
     pub fn observe(&self, r: &Reflector) {
         self.peers.set(r.peer_count() as i64);
+        self.established.set(r.established_count() as i64);
         self.routes.set(r.table().len() as i64);
         self.vnis.set(r.table().vnis().count() as i64);
         let stats = r.stats();
@@ -130,11 +131,6 @@ impl Metrics {
                 .inc_by(stats.updates_out - seen.updates_out);
             *seen = stats;
         }
-    }
-
-    /// Sets the established-peers gauge.
-    pub fn set_established(&self, n: usize) {
-        self.established.set(n as i64);
     }
 
     /// The text exposition format.
@@ -240,14 +236,6 @@ async fn routes_json(AxumState(state): AxumState<HttpState>) -> Response {
 }
 
 async fn metrics_text(AxumState(state): AxumState<HttpState>) -> Response {
-    if let Some(snap) = snapshot(&state).await {
-        let n = snap
-            .peers
-            .iter()
-            .filter(|p| p.state == State::Established)
-            .count();
-        state.metrics.set_established(n);
-    }
     (
         [(
             header::CONTENT_TYPE,

@@ -81,6 +81,10 @@ impl BondClient {
     pub fn spawn(config: ClientConfig, servers: Vec<SocketAddr>) -> (BondClient, RouteEvents) {
         let (input, rx) = mpsc::channel(INPUT_QUEUE);
         let (events_tx, events) = mpsc::unbounded_channel();
+        let mut config = config;
+        if config.seed == 0 {
+            config.seed = random_seed();
+        }
         let now = Instant::now().into_std();
         let mut core = ClientCore::new(config);
         for _ in &servers {
@@ -302,6 +306,20 @@ impl Actor {
             let _ = input.send(msg).await;
         });
     }
+}
+
+/// A seed that differs between processes and between clients of one
+/// process, so clients that lost the same server do not redial in step.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish() | 1
 }
 
 async fn sleep_until(deadline: Option<std::time::Instant>) {

@@ -203,6 +203,14 @@ impl Reflector {
         self.stats
     }
 
+    /// Number of peers in state ESTABLISHED.
+    pub fn established_count(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.conn.is_established())
+            .count()
+    }
+
     /// Number of connected peers.
     pub fn peer_count(&self) -> usize {
         self.peers.len()
@@ -278,8 +286,13 @@ impl Reflector {
     }
 
     fn unsubscribe(&mut self, id: PeerId, vni: Vni) {
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.subscriptions.remove(&vni);
+        // Not subscribed: nothing to do (as current metalbond).
+        if !self
+            .peers
+            .get_mut(&id)
+            .is_some_and(|p| p.subscriptions.remove(&vni))
+        {
+            return;
         }
         self.drop_subscriber(id, vni);
         let mut mine = self.table.announced_by(id);

@@ -660,3 +660,30 @@ fn shared_destinations_are_all_kept() {
     assert_eq!(by_dest.len(), 2, "{by_dest:?}");
     assert!(by_dest.values().all(|n| *n == 2), "{by_dest:?}");
 }
+
+#[test]
+fn a_flapping_server_does_not_extend_the_grace_period() {
+    let mut sim = Sim::new(3, 1, 21, Duration::from_secs(5));
+    sim.clients[0].subscribe(vni(1));
+    sim.clients[1].announce(route_of(1, 0));
+    sim.clients[2].announce(route_of(2, 0));
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.applied[0].len(), 2);
+    // Client 2's route disappears with the first outage (its withdraw
+    // never reaches a server that is down) ...
+    sim.restart_server(0, Duration::from_millis(500));
+    sim.clients[2].withdraw(&route_of(2, 0));
+    // ... and the server keeps flapping, each outage shorter than the grace
+    // period. The stale route must still go 5 s after the first loss.
+    for _ in 0..3 {
+        sim.advance(Duration::from_millis(1500));
+        sim.restart_server(0, Duration::from_millis(300));
+    }
+    sim.advance(Duration::from_millis(1500));
+    assert!(
+        !sim.applied[0].contains(&route_of(2, 0)),
+        "stale route outlived its grace period"
+    );
+    sim.advance(Duration::from_secs(20));
+    sim.check_converged();
+}
