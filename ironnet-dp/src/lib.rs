@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod error;
+pub mod pipeline;
 pub mod proto;
 pub mod service;
 pub mod snapshot;

@@ -1,0 +1,524 @@
+//! The packet pipeline, without I/O: frames and the current time go in,
+//! verdicts (transmit on a port, or drop with a reason) come out.
+//!
+//! A worker loads the published [`Snapshot`] once per batch and passes it
+//! here; nothing in the per-packet path takes a lock. Paths, as dpservice
+//! has them plus what a router should do:
+//! - **VF → VF**: route lookup in the interface's VNI; TTL decremented;
+//!   Ethernet rewritten to the target guest.
+//! - **VF → PF**: the route's next hop is another host: TTL decremented,
+//!   IPv4/IPv6-in-IPv6 encapsulation from the interface's underlay address
+//!   to the next hop's, sent on PF 0.
+//! - **PF → VF**: the outer destination selects interface and VNI (the
+//!   underlay table); outer headers popped (extension headers walked),
+//!   TTL decremented, Ethernet rebuilt.
+//! - Answered locally: ARP for 169.254.0.1, NS/RS for fe80::1, DHCPv4,
+//!   DHCPv6, and ICMP echo to the gateway addresses.
+//! - ICMP errors to the guest: time exceeded (TTL 1), destination
+//!   unreachable (no route), fragmentation needed / packet too big (does
+//!   not fit the underlay MTU after encapsulation).
+
+mod guest;
+mod icmp;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use ironnet_overlay::PacketBuf;
+use ironnet_overlay::encap::{self, EncapParams};
+use ironnet_overlay::transform::{EtherRewrite, HeaderTransform};
+use ironnet_overlay::wire::{
+    EtherType, EthernetFrame, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, UdpPacket,
+    WireError, dhcpv4, dhcpv6,
+};
+
+pub use guest::{GATEWAY_V4, GATEWAY_V6};
+
+use crate::config::PortKind;
+use crate::snapshot::{IfaceView, Snapshot};
+use crate::state::{PortId, RouteTarget, VnfKind};
+
+/// Headroom kept in front of every frame (room for the outer headers).
+pub const HEADROOM: usize = 64;
+
+/// A frame and the port it arrived on (or leaves by).
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// The port.
+    pub port: PortId,
+    /// The frame, with headroom.
+    pub buf: PacketBuf<Vec<u8>>,
+}
+
+impl Packet {
+    /// A packet holding a copy of `frame`.
+    pub fn new(port: PortId, frame: &[u8]) -> Result<Self, WireError> {
+        let mut v = vec![0u8; HEADROOM + frame.len()];
+        v[HEADROOM..].copy_from_slice(frame);
+        Ok(Packet {
+            port,
+            buf: PacketBuf::new(v, HEADROOM, frame.len())?,
+        })
+    }
+
+    /// The frame.
+    pub fn frame(&self) -> &[u8] {
+        self.buf.data()
+    }
+
+    /// Replaces the frame; false (and unchanged) if that fails.
+    fn replace(&mut self, frame: &[u8]) -> bool {
+        match Packet::new(self.port, frame) {
+            Ok(p) => {
+                *self = p;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Why a packet was dropped (or consumed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Headers that do not parse.
+    Malformed,
+    /// VLAN-tagged frames.
+    VlanTagged,
+    /// Neither IPv4, IPv6 nor ARP.
+    UnsupportedEtherType,
+    /// Plain (not encapsulated) traffic on an uplink.
+    UntunnelledOnPf,
+    /// No interface on the guest port.
+    NoInterface,
+    /// An encapsulated packet for an underlay address we do not own.
+    UnknownUnderlay,
+    /// ARP that is neither for the gateway nor from the guest.
+    ArpIgnored,
+    /// ND/RA disabled (`--enable-ipv6-overlay` off).
+    NdDisabled,
+    /// An ND message we do not answer.
+    NdIgnored,
+    /// A DHCP message we do not answer.
+    DhcpIgnored,
+    /// DHCP for a family the interface has no address of.
+    DhcpNoAddress,
+    /// Multicast, broadcast or link-local destinations are not routed.
+    NotRoutable,
+    /// No route; an ICMP unreachable went back (or could not).
+    NoRoute,
+    /// TTL / hop limit ran out.
+    TtlExceeded,
+    /// Too big for the underlay and not allowed to be fragmented.
+    TooBig,
+    /// An IPv4 packet too big for the underlay that may be fragmented:
+    /// fragmentation is not implemented.
+    FragmentationNeeded,
+    /// A packet between two uplinks.
+    PfToPf,
+    /// Learned from and consumed (an ARP reply from the guest).
+    Consumed,
+    /// The target port does not exist.
+    NoPort,
+}
+
+/// What to do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the (rewritten) frame on this port.
+    Tx(PortId),
+    /// Drop it.
+    Drop(DropReason),
+}
+
+/// Per-port and per-reason counters.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    /// Frames received per port.
+    pub rx: Vec<u64>,
+    /// Frames sent per port.
+    pub tx: Vec<u64>,
+    /// Drops per reason.
+    pub drops: std::collections::BTreeMap<DropReason, u64>,
+}
+
+/// The pipeline's own state: learned MAC addresses and counters.
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    /// The guest's MAC per port (VF), or the router's MAC (PF).
+    neighbor: Vec<Option<MacAddr>>,
+    counters: Counters,
+}
+
+enum Ip<'a> {
+    V4(Ipv4Packet<&'a [u8]>),
+    V6(Ipv6Packet<&'a [u8]>),
+}
+
+impl Pipeline {
+    /// A pipeline with nothing learned.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The MAC learned behind `port`.
+    pub fn neighbor(&self, port: PortId) -> Option<MacAddr> {
+        self.neighbor.get(usize::from(port)).copied().flatten()
+    }
+
+    /// Presets the MAC behind `port` (for example the router of a PF).
+    pub fn set_neighbor(&mut self, port: PortId, mac: MacAddr) {
+        self.learn(port, mac);
+    }
+
+    fn learn(&mut self, port: PortId, mac: MacAddr) {
+        let i = usize::from(port);
+        if self.neighbor.len() <= i {
+            self.neighbor.resize(i + 1, None);
+        }
+        self.neighbor[i] = Some(mac);
+    }
+
+    fn count(&mut self, verdict: Verdict, in_port: PortId) {
+        let bump = |v: &mut Vec<u64>, i: usize| {
+            if v.len() <= i {
+                v.resize(i + 1, 0);
+            }
+            v[i] += 1;
+        };
+        bump(&mut self.counters.rx, usize::from(in_port));
+        match verdict {
+            Verdict::Tx(p) => bump(&mut self.counters.tx, usize::from(p)),
+            Verdict::Drop(r) => *self.counters.drops.entry(r).or_default() += 1,
+        }
+    }
+
+    /// Processes a batch; `verdicts[i]` is the fate of `packets[i]`, whose
+    /// frame is rewritten in place (or replaced by a reply).
+    pub fn process_batch(
+        &mut self,
+        snap: &Snapshot,
+        now: Instant,
+        packets: &mut [Packet],
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        verdicts.clear();
+        for p in packets {
+            verdicts.push(self.process(snap, now, p));
+        }
+    }
+
+    /// Processes one packet.
+    pub fn process(&mut self, snap: &Snapshot, _now: Instant, pkt: &mut Packet) -> Verdict {
+        let in_port = pkt.port;
+        let verdict = match snap.ports.get(usize::from(in_port)).map(|p| p.kind) {
+            Some(PortKind::Vf) => self.guest_ingress(snap, pkt),
+            Some(PortKind::Pf) => self.uplink_ingress(snap, pkt),
+            None => Verdict::Drop(DropReason::NoPort),
+        };
+        self.count(verdict, in_port);
+        verdict
+    }
+
+    fn guest_mac(&self, port: PortId) -> MacAddr {
+        // Until the guest spoke, broadcast reaches it whatever its MAC.
+        self.neighbor(port).unwrap_or(MacAddr::BROADCAST)
+    }
+
+    fn guest_ingress(&mut self, snap: &Snapshot, pkt: &mut Packet) -> Verdict {
+        let port = pkt.port;
+        let Some(view) = snap.ports.get(usize::from(port)) else {
+            return Verdict::Drop(DropReason::NoPort);
+        };
+        let port_mac = view.mac;
+        let frame = pkt.frame();
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        if eth.is_vlan_tagged() {
+            return Verdict::Drop(DropReason::VlanTagged);
+        }
+        let iface = view.iface.as_ref();
+        let answer = match eth.ethertype() {
+            EtherType::ARP => guest::arp(eth.payload(), port_mac, iface),
+            EtherType::IPV4 | EtherType::IPV6 => {
+                let Some(iface) = iface else {
+                    return Verdict::Drop(DropReason::NoInterface);
+                };
+                match local_service(frame) {
+                    Some(Local::Nd) => guest::neighbor_discovery(frame, port_mac, snap),
+                    Some(Local::Dhcpv4(off)) => guest::dhcpv4(&frame[off..], port_mac, iface, snap),
+                    Some(Local::Dhcpv6(off)) => {
+                        guest::dhcpv6(frame, &frame[off..], port_mac, iface, snap)
+                    }
+                    Some(Local::Echo) => icmp::echo_reply(frame).ok_or(DropReason::Malformed),
+                    None => return self.route_from_guest(snap, pkt, iface.clone()),
+                }
+            }
+            _ => Err(DropReason::UnsupportedEtherType),
+        };
+        match answer {
+            Ok(a) => {
+                if let Some(mac) = a.learned {
+                    self.learn(port, mac);
+                }
+                if pkt.replace(&a.frame) {
+                    Verdict::Tx(port)
+                } else {
+                    Verdict::Drop(DropReason::Malformed)
+                }
+            }
+            Err(reason) => {
+                // An ARP reply from the guest still teaches its MAC.
+                if reason == DropReason::Consumed
+                    && let Ok(arp) = ironnet_overlay::wire::ArpPacket::new_checked(eth.payload())
+                {
+                    self.learn(port, arp.sender_mac());
+                }
+                Verdict::Drop(reason)
+            }
+        }
+    }
+
+    fn route_from_guest(&mut self, snap: &Snapshot, pkt: &mut Packet, iface: IfaceView) -> Verdict {
+        let port = pkt.port;
+        let port_mac = snap
+            .ports
+            .get(usize::from(port))
+            .map_or(MacAddr::ZERO, |p| p.mac);
+        let guest_mac = self.guest_mac(port);
+        let (dst, inner_len, dont_fragment) = match parse_ip(pkt.frame()) {
+            Ok(Ip::V4(ip)) => (IpAddr::V4(ip.dst()), ip.total_len(), ip.dont_frag()),
+            Ok(Ip::V6(ip)) => (IpAddr::V6(ip.dst()), ip.total_len(), true),
+            Err(_) => return Verdict::Drop(DropReason::Malformed),
+        };
+        if !routable(dst) {
+            return Verdict::Drop(DropReason::NotRoutable);
+        }
+        let Some((_, target)) = snap.routes.lookup(iface.vni, dst) else {
+            return self.icmp_to_guest(
+                pkt,
+                icmp::Error::NoRoute,
+                port_mac,
+                guest_mac,
+                DropReason::NoRoute,
+            );
+        };
+        let transform = match *target {
+            RouteTarget::Vf(out) => {
+                let Some(out_view) = snap.ports.get(usize::from(out)) else {
+                    return Verdict::Drop(DropReason::NoPort);
+                };
+                HeaderTransform {
+                    decrement_ttl: true,
+                    ether: Some(EtherRewrite {
+                        src: out_view.mac,
+                        dst: self.guest_mac(out),
+                    }),
+                    ..HeaderTransform::default()
+                }
+            }
+            RouteTarget::Remote { underlay, .. } => {
+                let room = usize::from(snap.underlay_mtu).saturating_sub(encap::OUTER_LEN - 14);
+                if inner_len > room {
+                    let mtu = u16::try_from(room).unwrap_or(u16::MAX);
+                    return if dont_fragment {
+                        self.icmp_to_guest(
+                            pkt,
+                            icmp::Error::TooBig(mtu),
+                            port_mac,
+                            guest_mac,
+                            DropReason::TooBig,
+                        )
+                    } else {
+                        Verdict::Drop(DropReason::FragmentationNeeded)
+                    };
+                }
+                let Some((pf, pf_mac)) = first_pf(snap) else {
+                    return Verdict::Drop(DropReason::NoPort);
+                };
+                HeaderTransform {
+                    decrement_ttl: true,
+                    encap: Some(EncapParams {
+                        eth_src: pf_mac,
+                        eth_dst: self.neighbor(pf).unwrap_or(MacAddr::BROADCAST),
+                        src: iface.underlay,
+                        dst: underlay,
+                    }),
+                    ..HeaderTransform::default()
+                }
+            }
+        };
+        let out = match *target {
+            RouteTarget::Vf(out) => out,
+            RouteTarget::Remote { .. } => first_pf(snap).map_or(0, |(p, _)| p),
+        };
+        match transform.apply(&mut pkt.buf) {
+            Ok(_) => Verdict::Tx(out),
+            Err(WireError::HopLimitExceeded { .. }) => self.icmp_to_guest(
+                pkt,
+                icmp::Error::TimeExceeded,
+                port_mac,
+                guest_mac,
+                DropReason::TtlExceeded,
+            ),
+            Err(_) => Verdict::Drop(DropReason::Malformed),
+        }
+    }
+
+    /// Replaces the packet with an ICMP error back to its sender on the
+    /// same port; if that cannot be built, drops it for `reason`.
+    fn icmp_to_guest(
+        &mut self,
+        pkt: &mut Packet,
+        error: icmp::Error,
+        port_mac: MacAddr,
+        guest_mac: MacAddr,
+        reason: DropReason,
+    ) -> Verdict {
+        match icmp::error_reply(pkt.frame(), error, port_mac, guest_mac) {
+            Some(frame) if pkt.replace(&frame) => {
+                *self.counters.drops.entry(reason).or_default() += 1;
+                Verdict::Tx(pkt.port)
+            }
+            Some(_) => Verdict::Drop(reason),
+            None => Verdict::Drop(reason),
+        }
+    }
+
+    fn uplink_ingress(&mut self, snap: &Snapshot, pkt: &mut Packet) -> Verdict {
+        let pf = pkt.port;
+        {
+            let Ok(eth) = EthernetFrame::new_checked(pkt.frame()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if eth.is_vlan_tagged() {
+                return Verdict::Drop(DropReason::VlanTagged);
+            }
+            if eth.ethertype() != EtherType::IPV6 {
+                return Verdict::Drop(DropReason::UntunnelledOnPf);
+            }
+        }
+        let router_mac = EthernetFrame::new_checked(pkt.frame())
+            .map(|e| e.src())
+            .ok();
+        let outer = match encap::decapsulate(&mut pkt.buf) {
+            Ok(d) => d,
+            Err(WireError::Unsupported { .. }) => {
+                return Verdict::Drop(DropReason::UntunnelledOnPf);
+            }
+            Err(_) => return Verdict::Drop(DropReason::Malformed),
+        };
+        let Some(vnf) = snap.vnf.get(&outer.outer_dst) else {
+            return Verdict::Drop(DropReason::UnknownUnderlay);
+        };
+        // Whoever delivered a valid tunnel packet is our router.
+        if self.neighbor(pf).is_none()
+            && let Some(mac) = router_mac
+        {
+            self.learn(pf, mac);
+        }
+        match vnf.kind {
+            VnfKind::Interface | VnfKind::AliasPrefix(_) => {}
+        }
+        let Some(out_view) = snap.ports.get(usize::from(vnf.port)) else {
+            return Verdict::Drop(DropReason::NoPort);
+        };
+        if out_view.kind == PortKind::Pf {
+            return Verdict::Drop(DropReason::PfToPf);
+        }
+        let transform = HeaderTransform {
+            decrement_ttl: true,
+            ether: Some(EtherRewrite {
+                src: out_view.mac,
+                dst: self.guest_mac(vnf.port),
+            }),
+            ..HeaderTransform::default()
+        };
+        match transform.apply(&mut pkt.buf) {
+            Ok(_) => Verdict::Tx(vnf.port),
+            Err(WireError::HopLimitExceeded { .. }) => Verdict::Drop(DropReason::TtlExceeded),
+            Err(_) => Verdict::Drop(DropReason::Malformed),
+        }
+    }
+}
+
+fn first_pf(snap: &Snapshot) -> Option<(PortId, MacAddr)> {
+    snap.ports
+        .iter()
+        .position(|p| p.kind == PortKind::Pf)
+        .and_then(|i| Some((PortId::try_from(i).ok()?, snap.ports[i].mac)))
+}
+
+fn parse_ip(frame: &[u8]) -> Result<Ip<'_>, WireError> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let payload = &frame[eth.header_len()..];
+    match eth.ethertype() {
+        EtherType::IPV4 => Ok(Ip::V4(Ipv4Packet::new_checked(payload)?)),
+        _ => Ok(Ip::V6(Ipv6Packet::new_checked(payload)?)),
+    }
+}
+
+/// Destinations a router forwards: not multicast, broadcast, link-local or
+/// unspecified.
+fn routable(dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => {
+            !(a.is_multicast() || a.is_unspecified() || (a.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+enum Local {
+    Nd,
+    Dhcpv4(usize),
+    Dhcpv6(usize),
+    Echo,
+}
+
+/// Whether the frame is for one of the dp's own services, and where its
+/// payload starts.
+fn local_service(frame: &[u8]) -> Option<Local> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = eth.header_len();
+    match parse_ip(frame).ok()? {
+        Ip::V4(ip) => {
+            let l4 = l3 + ip.header_len();
+            match ip.protocol() {
+                IpProtocol::UDP => {
+                    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+                    (udp.dst_port() == dhcpv4::SERVER_PORT).then_some(Local::Dhcpv4(l4 + 8))
+                }
+                IpProtocol::ICMP if ip.dst() == GATEWAY_V4 => Some(Local::Echo),
+                _ => None,
+            }
+        }
+        Ip::V6(ip) => {
+            let upper = ip.upper_layer().ok()?;
+            let body = &frame[l3 + upper.offset..l3 + ip.total_len().min(frame.len() - l3)];
+            match upper.protocol {
+                IpProtocol::ICMPV6 => {
+                    let icmp = Icmpv6Packet::new_checked(body).ok()?;
+                    match icmp.msg_type() {
+                        133 | 135 => Some(Local::Nd),
+                        128 if ip.dst() == GATEWAY_V6 => Some(Local::Echo),
+                        _ => None,
+                    }
+                }
+                IpProtocol::UDP => {
+                    let udp = UdpPacket::new_checked(body).ok()?;
+                    (udp.dst_port() == dhcpv6::SERVER_PORT)
+                        .then_some(Local::Dhcpv6(l3 + upper.offset + 8))
+                }
+                _ => None,
+            }
+        }
+    }
+}
