@@ -4,9 +4,10 @@
 # a package is actually missing.
 set -euo pipefail
 
-# Debian packages the test suite needs. Empty today: the pure crates need
-# only the Rust toolchain. Packet-level tests will add iproute2 here.
-packages=()
+# Debian packages the test suite needs: the packet-level tests run guests
+# in network namespaces (iproute2), lease addresses with Debian's stock DHCP
+# client (isc-dhcp-client) and ping (iputils-ping).
+packages=(iproute2 iputils-ping isc-dhcp-client)
 
 missing=()
 for pkg in "${packages[@]}"; do

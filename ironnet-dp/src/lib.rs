@@ -2,13 +2,19 @@
 //! with memory and TAP backends, and a gRPC service compatible with
 //! dpservice's `dpdk.proto`.
 //!
-//! Built so far: the configuration ([`config`]), the control state with
-//! dpservice's validation and error codes ([`state`], [`error`]), immutable
-//! snapshots for the pipeline ([`snapshot`]) and the gRPC service
-//! ([`service`]).
+//! - [`config`]: ports (names, MACs), host underlay address, DHCP settings;
+//! - [`state`], [`error`]: the control state with dpservice's validation
+//!   and error codes;
+//! - [`snapshot`]: immutable tables published atomically to the pipeline;
+//! - [`pipeline`]: the sans-IO packet pipeline;
+//! - [`io`], [`dataplane`]: ports (memory, TAP) and the worker that runs
+//!   the pipeline over them;
+//! - [`service`]: the gRPC service.
 
 pub mod config;
+pub mod dataplane;
 pub mod error;
+pub mod io;
 pub mod pipeline;
 pub mod proto;
 pub mod service;

@@ -1,0 +1,143 @@
+//! `ironnet-dp`: the packet data plane over TAP devices it creates itself,
+//! programmed through dpservice's gRPC API.
+//!
+//! ```text
+//! ironnet-dp --ipv6 fc00:1::1 --vfs 4 --grpc-port 1337 --enable-ipv6-overlay \
+//!     --dhcp-mtu 1450 --dhcp-dns 8.8.8.8 --dhcpv6-dns 2001:4860:4860::8888
+//! ```
+//! creates PFs `dtap0`, `dtap1` and VFs `dtapvf_0`…`dtapvf_3` (device
+//! names `net_tap0`… as `CreateInterface.device_name`) with dpservice's
+//! TAP-mode MACs, and serves gRPC on 127.0.0.1:1337.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use ironnet_bins::init_tracing;
+use ironnet_dp::dataplane::Dataplane;
+use ironnet_dp::io::{PortIo, TapPort};
+use ironnet_dp::service::DpService;
+use ironnet_dp::{DpConfig, DpState, Published, Snapshot};
+use ironnet_overlay::wire::MacAddr;
+
+#[derive(Parser)]
+#[command(
+    name = "ironnet-dp",
+    version,
+    about = "ironnet's packet data plane (dpservice-compatible gRPC)"
+)]
+struct Cli {
+    /// The host's underlay address; its /64 prefixes all underlay addresses.
+    #[arg(long)]
+    ipv6: Ipv6Addr,
+    /// Number of VF TAP devices.
+    #[arg(long, default_value_t = 4)]
+    vfs: usize,
+    /// Prefix for every TAP name (to run several dps on one machine).
+    #[arg(long, default_value = "")]
+    tap_prefix: String,
+    /// gRPC port.
+    #[arg(long, default_value_t = 1337)]
+    grpc_port: u16,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1")]
+    grpc_address: std::net::IpAddr,
+    /// DHCP option 26, 68..=1500.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(68..=1500))]
+    dhcp_mtu: u16,
+    /// DHCP DNS server (repeatable).
+    #[arg(long)]
+    dhcp_dns: Vec<Ipv4Addr>,
+    /// DHCPv6 DNS server (repeatable).
+    #[arg(long)]
+    dhcpv6_dns: Vec<Ipv6Addr>,
+    /// Answer neighbour and router solicitations.
+    #[arg(long)]
+    enable_ipv6_overlay: bool,
+    /// Idle timeout of flows other than established TCP, seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    flow_timeout: u64,
+    /// Underlay MTU; larger packets after encapsulation get ICMP errors.
+    #[arg(long, default_value_t = 1540)]
+    underlay_mtu: u16,
+    /// The router's MAC behind the PFs (learned from traffic otherwise).
+    #[arg(long)]
+    pf_router_mac: Option<MacAddr>,
+    /// Debug logging.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let mut config = DpConfig::tap_named(cli.ipv6, cli.vfs, &cli.tap_prefix);
+    config.dhcp_mtu = cli.dhcp_mtu;
+    config.dhcp_dns = cli.dhcp_dns;
+    config.dhcpv6_dns = cli.dhcpv6_dns;
+    config.ipv6_overlay = cli.enable_ipv6_overlay;
+    config.flow_timeout = Duration::from_secs(cli.flow_timeout);
+    config.underlay_mtu = cli.underlay_mtu;
+
+    let mut ports: Vec<Arc<dyn PortIo>> = Vec::new();
+    for p in &config.ports {
+        let mtu = match p.kind {
+            ironnet_dp::PortKind::Pf => cli.underlay_mtu.saturating_add(14).max(1514) - 14,
+            ironnet_dp::PortKind::Vf => 1500,
+        };
+        match TapPort::create(&p.name, p.mac, mtu) {
+            Ok(t) => ports.push(Arc::new(t)),
+            Err(e) => {
+                eprintln!("ironnet-dp: cannot create TAP {}: {e}", p.name);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let names: Vec<String> = config.ports.iter().map(|p| p.name.clone()).collect();
+    let published = Published::new(Snapshot::empty());
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ u64::from(std::process::id());
+    let service = DpService::new(DpState::new(config.clone(), seed), published.clone());
+    let neighbors = cli
+        .pf_router_mac
+        .map(|mac| {
+            config
+                .ports
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.kind == ironnet_dp::PortKind::Pf)
+                .filter_map(|(i, _)| Some((u16::try_from(i).ok()?, mac)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let _dataplane = Dataplane::spawn(ports, published, neighbors);
+    let addr = SocketAddr::new(cli.grpc_address, cli.grpc_port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ironnet-dp: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("ports {}", names.join(" "));
+    println!("grpc on {addr}");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let server = tonic::transport::Server::builder()
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    match server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ironnet-dp: gRPC server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

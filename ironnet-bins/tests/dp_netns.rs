@@ -1,0 +1,331 @@
+//! ironnet-dp over real TAP devices: guests are network namespaces that
+//! take over a VF TAP, get their address from the dp's DHCP server with
+//! Debian's stock `dhclient`, and ping each other (IPv4 and IPv6).
+//!
+//! Needs root, iproute2, isc-dhcp-client and iputils-ping
+//! (`scripts/setup.sh` installs them). Every address lives inside the
+//! namespaces this test creates; the root namespace gets only the dp's
+//! gRPC socket on 127.0.0.1 and TAP devices that are moved away at once.
+//! Everything is removed on drop, also when the test fails. Without root
+//! the test says so and passes, except under CI, where it fails.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ironnet_dp::proto;
+use ironnet_dp::proto::dpd_kironcore_client::DpdKironcoreClient;
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> Result<String, String> {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(args);
+    run(&full)
+}
+
+/// Whether packet tests can run here; `None` means skip (with reason).
+fn capable() -> Option<String> {
+    let root = run(&["id", "-u"]).map(|s| s.trim() == "0").unwrap_or(false);
+    let tools = ["ip", "dhclient", "ping"]
+        .iter()
+        .all(|t| run(&["sh", "-c", &format!("command -v {t}")]).is_ok());
+    match (root, tools) {
+        (true, true) => None,
+        (false, _) => Some("not root".into()),
+        (_, false) => Some("ip, dhclient or ping missing (run scripts/setup.sh)".into()),
+    }
+}
+
+/// Namespaces, processes and temp files of one test; removed on drop.
+struct Topology {
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Topology {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ironnet-{tag}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        Topology {
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        }
+    }
+
+    fn netns(&mut self, name: &str) {
+        let _ = run(&["ip", "netns", "del", name]);
+        run(&["ip", "netns", "add", name]).unwrap();
+        self.namespaces.push(name.to_owned());
+        in_ns(name, &["ip", "link", "set", "lo", "up"]).unwrap();
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            // dhclient keeps running inside; kill whatever is left there.
+            if let Ok(pids) = run(&["ip", "netns", "pids", ns]) {
+                for pid in pids.split_whitespace() {
+                    let _ = run(&["kill", "-9", pid]);
+                }
+            }
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The DHCP hook: applies what the server handed out (address, gateway
+/// route for /32 addresses) inside the guest, and nothing else (no
+/// resolv.conf changes on the host).
+const HOOK: &str = r#"#!/bin/sh
+case "$reason" in
+BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr add "$new_ip_address/32" dev "$interface"
+    [ -n "$new_interface_mtu" ] && ip link set dev "$interface" mtu "$new_interface_mtu"
+    for r in $new_routers; do
+        ip -4 route replace "$r" dev "$interface"
+        ip -4 route replace default via "$r" dev "$interface"
+    done
+    echo "$new_ip_address $new_interface_mtu $new_host_name" > "$LEASE_OUT"
+    ;;
+BOUND6|RENEW6|REBIND6|REBOOT6)
+    ip -6 addr add "$new_ip6_address/128" dev "$interface" nodad
+    echo "$new_ip6_address" > "$LEASE_OUT"
+    ;;
+esac
+exit 0
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_get_dhcp_leases_and_ping_each_other() {
+    if let Some(why) = capable() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "packet test cannot run in CI: {why}"
+        );
+        eprintln!("skipping packet test: {why}");
+        return;
+    }
+    let tag = format!("d{}", std::process::id() % 10000);
+    let mut topo = Topology::new(&tag);
+    let (g1, g2, fabric) = (format!("{tag}g1"), format!("{tag}g2"), format!("{tag}f"));
+    for ns in [&g1, &g2, &fabric] {
+        topo.netns(ns);
+    }
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let mut dp = Command::new(env!("CARGO_BIN_EXE_ironnet-dp"))
+        .args([
+            "--ipv6",
+            "fc00:1::1",
+            "--vfs",
+            "2",
+            "--tap-prefix",
+            &tag,
+            "--grpc-port",
+            &port.to_string(),
+            "--enable-ipv6-overlay",
+            "--dhcp-mtu",
+            "1400",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dp.stdout.take().unwrap()).lines();
+    topo.children.push(dp);
+    let ports_line = lines.next().unwrap().unwrap();
+    let names: Vec<String> = ports_line
+        .strip_prefix("ports ")
+        .unwrap()
+        .split(' ')
+        .map(String::from)
+        .collect();
+    assert_eq!(names.len(), 4, "{ports_line}");
+    let _grpc_line = lines.next().unwrap().unwrap();
+    // PFs into the fabric namespace, VFs into the guests: nothing stays in
+    // the root namespace.
+    for ns in [&g1, &g2] {
+        for conf in ["all", "default"] {
+            in_ns(
+                ns,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{conf}.accept_dad=0"),
+                ],
+            )
+            .unwrap();
+        }
+    }
+    for (dev, ns) in [
+        (&names[0], &fabric),
+        (&names[1], &fabric),
+        (&names[2], &g1),
+        (&names[3], &g2),
+    ] {
+        run(&["ip", "link", "set", dev, "netns", ns]).unwrap();
+        in_ns(ns, &["ip", "link", "set", dev, "up"]).unwrap();
+    }
+    // dhclient -6 needs a usable link-local address.
+    for (ns, dev) in [(&g1, &names[2]), (&g2, &names[3])] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let a = in_ns(
+                ns,
+                &["ip", "-6", "addr", "show", "dev", dev, "scope", "link"],
+            )
+            .unwrap();
+            if a.contains("fe80") && !a.contains("tentative") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no link-local address on {dev}: {a}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    let mut client = DpdKironcoreClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    client
+        .initialize(proto::InitializeRequest {})
+        .await
+        .unwrap();
+    for (id, dev, v4, v6) in [
+        ("vm1", "net_tap2", "10.1.0.1", "2001:db8::1"),
+        ("vm2", "net_tap3", "10.1.0.2", "2001:db8::2"),
+    ] {
+        let r = client
+            .create_interface(proto::CreateInterfaceRequest {
+                interface_id: id.as_bytes().to_vec(),
+                vni: 100,
+                ipv4_config: Some(proto::IpConfig {
+                    primary_address: v4.as_bytes().to_vec(),
+                }),
+                ipv6_config: Some(proto::IpConfig {
+                    primary_address: v6.as_bytes().to_vec(),
+                }),
+                device_name: dev.to_owned(),
+                hostname: format!("{id}-host"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.status.unwrap().code, 0);
+    }
+
+    for (i, (ns, dev)) in [(&g1, &names[2]), (&g2, &names[3])].into_iter().enumerate() {
+        for family in ["-4", "-6"] {
+            let lease = topo.dir.join(format!("lease{i}{family}"));
+            let out = topo.dir.join(format!("out{i}{family}"));
+            // dhclient gives its script a clean environment: the output
+            // path is written into the script.
+            let hook = topo.dir.join(format!("hook{i}{family}.sh"));
+            std::fs::write(
+                &hook,
+                HOOK.replace("$LEASE_OUT", &out.display().to_string()),
+            )
+            .unwrap();
+            run(&["chmod", "+x", hook.to_str().unwrap()]).unwrap();
+            let r = Command::new("ip")
+                .args(["netns", "exec", ns])
+                .args(["dhclient", "-v", family, "-1", "-sf"])
+                .arg(&hook)
+                .arg("-lf")
+                .arg(&lease)
+                .arg("-pf")
+                .arg(topo.dir.join(format!("pid{i}{family}")))
+                .arg(dev)
+                .output()
+                .unwrap();
+            assert!(
+                r.status.success(),
+                "dhclient {family} in {ns}: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+            let got = std::fs::read_to_string(&out)
+                .unwrap_or_else(|e| panic!("no lease {family} in {ns}: {e}"));
+            let want_v4 = format!("10.1.0.{} 1400 vm{}-host", i + 1, i + 1);
+            let want_v6 = format!("2001:db8::{}", i + 1);
+            let want = if family == "-4" { want_v4 } else { want_v6 };
+            assert_eq!(got.trim(), want, "lease {family} of {ns}");
+        }
+    }
+    // IPv6 needs the router: the RA from the dp gives the default route.
+    for (ns, dev) in [(&g1, &names[2]), (&g2, &names[3])] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let routes = in_ns(ns, &["ip", "-6", "route", "show", "default"]).unwrap();
+            if routes.contains("fe80::1") {
+                break;
+            }
+            if Instant::now() > deadline {
+                // Ask explicitly: some kernels wait long before soliciting.
+                in_ns(
+                    ns,
+                    &[
+                        "ip", "-6", "route", "replace", "default", "via", "fe80::1", "dev", dev,
+                    ],
+                )
+                .unwrap();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    let ping4 = in_ns(
+        &g1,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.1.0.2"],
+    );
+    assert!(ping4.is_ok(), "IPv4 guest to guest: {ping4:?}");
+    let ping6 = in_ns(
+        &g2,
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "2001:db8::1",
+        ],
+    );
+    assert!(ping6.is_ok(), "IPv6 guest to guest: {ping6:?}");
+    let gw = in_ns(&g1, &["ping", "-c", "1", "-W", "2", "169.254.0.1"]);
+    assert!(gw.is_ok(), "gateway ping: {gw:?}");
+    // Nothing of ours in the root namespace.
+    let root = run(&["ip", "-o", "addr"]).unwrap();
+    assert!(
+        !root.contains("10.1.0.") && !root.contains("2001:db8"),
+        "{root}"
+    );
+}
