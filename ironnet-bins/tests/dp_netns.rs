@@ -119,37 +119,32 @@ esac
 exit 0
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guests_get_dhcp_leases_and_ping_each_other() {
-    if let Some(why) = capable() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "packet test cannot run in CI: {why}"
-        );
-        eprintln!("skipping packet test: {why}");
-        return;
-    }
-    let tag = format!("d{}", std::process::id() % 10000);
-    let mut topo = Topology::new(&tag);
-    let (g1, g2, fabric) = (format!("{tag}g1"), format!("{tag}g2"), format!("{tag}f"));
-    for ns in [&g1, &g2, &fabric] {
-        topo.netns(ns);
-    }
-    let port = 20000 + (std::process::id() % 20000) as u16;
+/// Starts an ironnet-dp with TAP names prefixed by `tag`; returns its port
+/// names (PF0, PF1, VFs…).
+fn spawn_dp(
+    topo: &mut Topology,
+    tag: &str,
+    ipv6: &str,
+    vfs: usize,
+    mac_index: u8,
+    port: u16,
+) -> Vec<String> {
     let mut dp = Command::new(env!("CARGO_BIN_EXE_ironnet-dp"))
         .args([
             "--ipv6",
-            "fc00:1::1",
+            ipv6,
             "--vfs",
-            "2",
+            &vfs.to_string(),
             "--tap-prefix",
-            &tag,
+            tag,
+        ])
+        .args([
+            "--mac-index",
+            &mac_index.to_string(),
             "--grpc-port",
             &port.to_string(),
-            "--enable-ipv6-overlay",
-            "--dhcp-mtu",
-            "1400",
         ])
+        .args(["--enable-ipv6-overlay", "--dhcp-mtu", "1400"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -163,52 +158,163 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
         .split(' ')
         .map(String::from)
         .collect();
-    assert_eq!(names.len(), 4, "{ports_line}");
+    assert_eq!(names.len(), 2 + vfs, "{ports_line}");
     let _grpc_line = lines.next().unwrap().unwrap();
-    // PFs into the fabric namespace, VFs into the guests: nothing stays in
-    // the root namespace.
-    for ns in [&g1, &g2] {
-        for conf in ["all", "default"] {
-            in_ns(
-                ns,
-                &[
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv6.conf.{conf}.accept_dad=0"),
-                ],
-            )
-            .unwrap();
-        }
-    }
-    for (dev, ns) in [
-        (&names[0], &fabric),
-        (&names[1], &fabric),
-        (&names[2], &g1),
-        (&names[3], &g2),
-    ] {
-        run(&["ip", "link", "set", dev, "netns", ns]).unwrap();
-        in_ns(ns, &["ip", "link", "set", dev, "up"]).unwrap();
-    }
-    // dhclient -6 needs a usable link-local address.
-    for (ns, dev) in [(&g1, &names[2]), (&g2, &names[3])] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let a = in_ns(
-                ns,
-                &["ip", "-6", "addr", "show", "dev", dev, "scope", "link"],
-            )
-            .unwrap();
-            if a.contains("fe80") && !a.contains("tentative") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no link-local address on {dev}: {a}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    names
+}
 
+/// Moves a TAP into a namespace and brings it up (guests without DAD).
+fn attach(dev: &str, ns: &str) {
+    for conf in ["all", "default"] {
+        let _ = in_ns(
+            ns,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{conf}.accept_dad=0"),
+            ],
+        );
+    }
+    run(&["ip", "link", "set", dev, "netns", ns]).unwrap();
+    in_ns(ns, &["ip", "link", "set", dev, "up"]).unwrap();
+}
+
+/// Leases IPv4 and IPv6 with dhclient inside `ns` on `dev`; returns what
+/// the hook saw, for each family.
+fn lease(topo: &Topology, ns: &str, dev: &str) -> (String, String) {
+    // dhclient -6 needs a usable link-local address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = in_ns(
+            ns,
+            &["ip", "-6", "addr", "show", "dev", dev, "scope", "link"],
+        )
+        .unwrap();
+        if a.contains("fe80") && !a.contains("tentative") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no link-local address on {dev}: {a}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut got = Vec::new();
+    for family in ["-4", "-6"] {
+        let out = topo.dir.join(format!("out-{ns}{family}"));
+        // dhclient gives its script a clean environment: the output path
+        // is written into the script.
+        let hook = topo.dir.join(format!("hook-{ns}{family}.sh"));
+        std::fs::write(
+            &hook,
+            HOOK.replace("$LEASE_OUT", &out.display().to_string()),
+        )
+        .unwrap();
+        run(&["chmod", "+x", hook.to_str().unwrap()]).unwrap();
+        let r = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(["dhclient", "-v", family, "-1", "-sf"])
+            .arg(&hook)
+            .arg("-lf")
+            .arg(topo.dir.join(format!("lease-{ns}{family}")))
+            .arg("-pf")
+            .arg(topo.dir.join(format!("pid-{ns}{family}")))
+            .arg(dev)
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "dhclient {family} in {ns}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let text = std::fs::read_to_string(&out)
+            .unwrap_or_else(|e| panic!("no lease {family} in {ns}: {e}"));
+        got.push(text.trim().to_owned());
+    }
+    // IPv6 needs the router: the RA from the dp gives the default route.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let routes = in_ns(ns, &["ip", "-6", "route", "show", "default"]).unwrap();
+        if routes.contains("fe80::1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no IPv6 default route from the RA in {ns}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (got.remove(0), got.remove(0))
+}
+
+async fn create_interface(
+    client: &mut DpdKironcoreClient<tonic::transport::Channel>,
+    id: &str,
+    dev: &str,
+    v4: &str,
+    v6: &str,
+) -> String {
+    let r = client
+        .create_interface(proto::CreateInterfaceRequest {
+            interface_id: id.as_bytes().to_vec(),
+            vni: 100,
+            ipv4_config: Some(proto::IpConfig {
+                primary_address: v4.as_bytes().to_vec(),
+            }),
+            ipv6_config: Some(proto::IpConfig {
+                primary_address: v6.as_bytes().to_vec(),
+            }),
+            device_name: dev.to_owned(),
+            hostname: format!("{id}-host"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.status.unwrap().code, 0);
+    String::from_utf8(r.underlay_route).unwrap()
+}
+
+async fn create_route(
+    client: &mut DpdKironcoreClient<tonic::transport::Channel>,
+    prefix: &str,
+    len: u32,
+    via: &str,
+) {
+    let ipver = |s: &str| {
+        if s.contains(':') {
+            proto::IpVersion::Ipv6
+        } else {
+            proto::IpVersion::Ipv4
+        }
+    };
+    let ip = |s: &str| {
+        Some(proto::IpAddress {
+            ipver: ipver(s) as i32,
+            address: s.as_bytes().to_vec(),
+        })
+    };
+    let r = client
+        .create_route(proto::CreateRouteRequest {
+            vni: 100,
+            route: Some(proto::Route {
+                prefix: Some(proto::Prefix {
+                    ip: ip(prefix),
+                    length: len,
+                    underlay_route: Vec::new(),
+                }),
+                nexthop_vni: 100,
+                nexthop_address: ip(via),
+                weight: 100,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.status.unwrap().code, 0);
+}
+
+async fn connect(port: u16) -> DpdKironcoreClient<tonic::transport::Channel> {
     let mut client = DpdKironcoreClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .unwrap();
@@ -216,90 +322,52 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
         .initialize(proto::InitializeRequest {})
         .await
         .unwrap();
-    for (id, dev, v4, v6) in [
-        ("vm1", "net_tap2", "10.1.0.1", "2001:db8::1"),
-        ("vm2", "net_tap3", "10.1.0.2", "2001:db8::2"),
+    client
+}
+
+fn skip() -> bool {
+    if let Some(why) = capable() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "packet test cannot run in CI: {why}"
+        );
+        eprintln!("skipping packet test: {why}");
+        return true;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_get_dhcp_leases_and_ping_each_other() {
+    if skip() {
+        return;
+    }
+    let tag = format!("d{}", std::process::id() % 10000);
+    let mut topo = Topology::new(&tag);
+    let (g1, g2, fabric) = (format!("{tag}g1"), format!("{tag}g2"), format!("{tag}f"));
+    for ns in [&g1, &g2, &fabric] {
+        topo.netns(ns);
+    }
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let names = spawn_dp(&mut topo, &tag, "fc00:1::1", 2, 0x66, port);
+    // PFs into the fabric namespace, VFs into the guests: nothing stays in
+    // the root namespace.
+    for (dev, ns) in [
+        (&names[0], &fabric),
+        (&names[1], &fabric),
+        (&names[2], &g1),
+        (&names[3], &g2),
     ] {
-        let r = client
-            .create_interface(proto::CreateInterfaceRequest {
-                interface_id: id.as_bytes().to_vec(),
-                vni: 100,
-                ipv4_config: Some(proto::IpConfig {
-                    primary_address: v4.as_bytes().to_vec(),
-                }),
-                ipv6_config: Some(proto::IpConfig {
-                    primary_address: v6.as_bytes().to_vec(),
-                }),
-                device_name: dev.to_owned(),
-                hostname: format!("{id}-host"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(r.status.unwrap().code, 0);
+        attach(dev, ns);
     }
-
+    let mut client = connect(port).await;
+    create_interface(&mut client, "vm1", "net_tap2", "10.1.0.1", "2001:db8::1").await;
+    create_interface(&mut client, "vm2", "net_tap3", "10.1.0.2", "2001:db8::2").await;
     for (i, (ns, dev)) in [(&g1, &names[2]), (&g2, &names[3])].into_iter().enumerate() {
-        for family in ["-4", "-6"] {
-            let lease = topo.dir.join(format!("lease{i}{family}"));
-            let out = topo.dir.join(format!("out{i}{family}"));
-            // dhclient gives its script a clean environment: the output
-            // path is written into the script.
-            let hook = topo.dir.join(format!("hook{i}{family}.sh"));
-            std::fs::write(
-                &hook,
-                HOOK.replace("$LEASE_OUT", &out.display().to_string()),
-            )
-            .unwrap();
-            run(&["chmod", "+x", hook.to_str().unwrap()]).unwrap();
-            let r = Command::new("ip")
-                .args(["netns", "exec", ns])
-                .args(["dhclient", "-v", family, "-1", "-sf"])
-                .arg(&hook)
-                .arg("-lf")
-                .arg(&lease)
-                .arg("-pf")
-                .arg(topo.dir.join(format!("pid{i}{family}")))
-                .arg(dev)
-                .output()
-                .unwrap();
-            assert!(
-                r.status.success(),
-                "dhclient {family} in {ns}: {}",
-                String::from_utf8_lossy(&r.stderr)
-            );
-            let got = std::fs::read_to_string(&out)
-                .unwrap_or_else(|e| panic!("no lease {family} in {ns}: {e}"));
-            let want_v4 = format!("10.1.0.{} 1400 vm{}-host", i + 1, i + 1);
-            let want_v6 = format!("2001:db8::{}", i + 1);
-            let want = if family == "-4" { want_v4 } else { want_v6 };
-            assert_eq!(got.trim(), want, "lease {family} of {ns}");
-        }
+        let (v4, v6) = lease(&topo, ns, dev);
+        assert_eq!(v4, format!("10.1.0.{} 1400 vm{}-host", i + 1, i + 1));
+        assert_eq!(v6, format!("2001:db8::{}", i + 1));
     }
-    // IPv6 needs the router: the RA from the dp gives the default route.
-    for (ns, dev) in [(&g1, &names[2]), (&g2, &names[3])] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let routes = in_ns(ns, &["ip", "-6", "route", "show", "default"]).unwrap();
-            if routes.contains("fe80::1") {
-                break;
-            }
-            if Instant::now() > deadline {
-                // Ask explicitly: some kernels wait long before soliciting.
-                in_ns(
-                    ns,
-                    &[
-                        "ip", "-6", "route", "replace", "default", "via", "fe80::1", "dev", dev,
-                    ],
-                )
-                .unwrap();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     let ping4 = in_ns(
         &g1,
         &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.1.0.2"],
@@ -328,4 +396,77 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
         !root.contains("10.1.0.") && !root.contains("2001:db8"),
         "{root}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
+    if skip() {
+        return;
+    }
+    let tag = format!("x{}", std::process::id() % 10000);
+    let mut topo = Topology::new(&tag);
+    let (ga, gb, fabric) = (format!("{tag}ga"), format!("{tag}gb"), format!("{tag}f"));
+    for ns in [&ga, &gb, &fabric] {
+        topo.netns(ns);
+    }
+    // The fabric: a bridge joining both hosts' PF0.
+    // A MAC of its own: a bridge otherwise takes its lowest port's MAC and
+    // keeps frames for that MAC to itself.
+    in_ns(
+        &fabric,
+        &[
+            "ip",
+            "link",
+            "add",
+            "br0",
+            "address",
+            "02:00:00:00:00:fe",
+            "type",
+            "bridge",
+        ],
+    )
+    .unwrap();
+    in_ns(&fabric, &["ip", "link", "set", "br0", "up"]).unwrap();
+    let base = 20000 + (std::process::id() % 20000) as u16;
+    let (port_a, port_b) = (base.wrapping_add(1), base.wrapping_add(2));
+    let a = spawn_dp(&mut topo, &format!("{tag}a"), "fc00:1::1", 1, 0x01, port_a);
+    let b = spawn_dp(&mut topo, &format!("{tag}b"), "fc00:2::1", 1, 0x02, port_b);
+    for pf in [&a[0], &a[1], &b[0], &b[1]] {
+        attach(pf, &fabric);
+    }
+    for pf in [&a[0], &b[0]] {
+        in_ns(&fabric, &["ip", "link", "set", pf, "master", "br0"]).unwrap();
+    }
+    attach(&a[2], &ga);
+    attach(&b[2], &gb);
+    let mut ca = connect(port_a).await;
+    let mut cb = connect(port_b).await;
+    let ul_a = create_interface(&mut ca, "vma", "net_tap2", "10.2.0.1", "2001:db8:2::1").await;
+    let ul_b = create_interface(&mut cb, "vmb", "net_tap2", "10.2.0.2", "2001:db8:2::2").await;
+    create_route(&mut ca, "10.2.0.2", 32, &ul_b).await;
+    create_route(&mut ca, "2001:db8:2::2", 128, &ul_b).await;
+    create_route(&mut cb, "10.2.0.1", 32, &ul_a).await;
+    create_route(&mut cb, "2001:db8:2::1", 128, &ul_a).await;
+    lease(&topo, &ga, &a[2]);
+    lease(&topo, &gb, &b[2]);
+    let ping4 = in_ns(
+        &ga,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.2.0.2"],
+    );
+    assert!(ping4.is_ok(), "IPv4 across hosts: {ping4:?}");
+    let ping6 = in_ns(
+        &gb,
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "2001:db8:2::1",
+        ],
+    );
+    assert!(ping6.is_ok(), "IPv6 across hosts: {ping6:?}");
 }

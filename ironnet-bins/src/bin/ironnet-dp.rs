@@ -38,6 +38,10 @@ struct Cli {
     /// Prefix for every TAP name (to run several dps on one machine).
     #[arg(long, default_value = "")]
     tap_prefix: String,
+    /// Byte 4 of every port MAC (dpservice's TAP MACs have 0x22 on PFs and
+    /// 0x66 on VFs); dps sharing an underlay segment need distinct PF MACs.
+    #[arg(long)]
+    mac_index: Option<u8>,
     /// gRPC port.
     #[arg(long, default_value_t = 1337)]
     grpc_port: u16,
@@ -75,6 +79,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let mut config = DpConfig::tap_named(cli.ipv6, cli.vfs, &cli.tap_prefix);
+    if let Some(index) = cli.mac_index {
+        for p in &mut config.ports {
+            p.mac.0[4] = index;
+        }
+    }
     config.dhcp_mtu = cli.dhcp_mtu;
     config.dhcp_dns = cli.dhcp_dns;
     config.dhcpv6_dns = cli.dhcpv6_dns;
@@ -88,7 +97,17 @@ async fn main() -> ExitCode {
             ironnet_dp::PortKind::Pf => cli.underlay_mtu.saturating_add(14).max(1514) - 14,
             ironnet_dp::PortKind::Vf => 1500,
         };
-        match TapPort::create(&p.name, p.mac, mtu) {
+        // A PF TAP's netdev is the far end of the uplink: it must not carry
+        // the dp's own PF MAC, or a bridge on it keeps our frames.
+        let netdev_mac = match p.kind {
+            ironnet_dp::PortKind::Pf => {
+                let mut m = p.mac;
+                m.0[5] ^= 0x80;
+                m
+            }
+            ironnet_dp::PortKind::Vf => p.mac,
+        };
+        match TapPort::create(&p.name, netdev_mac, mtu) {
             Ok(t) => ports.push(Arc::new(t)),
             Err(e) => {
                 eprintln!("ironnet-dp: cannot create TAP {}: {e}", p.name);
