@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ironnet_overlay::wire::MacAddr;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -40,13 +39,10 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Starts readers for `ports` (indexed by port id) and the worker.
-    /// `neighbors` presets MACs behind ports (a PF's router, for example).
-    pub fn spawn(
-        ports: Vec<Arc<dyn PortIo>>,
-        published: Published,
-        neighbors: Vec<(PortId, MacAddr)>,
-    ) -> Dataplane {
+    /// Starts readers for `ports` (indexed by port id) and the worker,
+    /// which runs `pipe` (configure its flow table and preset neighbours
+    /// before).
+    pub fn spawn(ports: Vec<Arc<dyn PortIo>>, published: Published, pipe: Pipeline) -> Dataplane {
         let (tx, mut rx) = mpsc::channel::<Packet>(QUEUE);
         let mut tasks = Vec::new();
         for (i, port) in ports.iter().enumerate() {
@@ -78,10 +74,7 @@ impl Dataplane {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let shared = Arc::clone(&stats);
         tasks.push(tokio::spawn(async move {
-            let mut pipe = Pipeline::new();
-            for (port, mac) in neighbors {
-                pipe.set_neighbor(port, mac);
-            }
+            let mut pipe = pipe;
             let mut batch: Vec<Packet> = Vec::with_capacity(BATCH);
             let mut verdicts = Vec::with_capacity(BATCH);
             let mut tx_errors = 0u64;

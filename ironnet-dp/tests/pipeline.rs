@@ -656,3 +656,83 @@ proptest! {
         let _ = w.pipe.process(&w.snap, Instant::now(), &mut p);
     }
 }
+
+#[test]
+fn flows_are_tracked_both_ways_bounded_and_aged() {
+    use ironnet_dp::pipeline::conntrack::Timeouts;
+    use std::time::Duration;
+    let mut w = world(1540);
+    w.pipe = Pipeline::with_flows(
+        2,
+        Timeouts {
+            tcp_established: Duration::from_secs(86_400),
+            other: Duration::from_secs(30),
+        },
+    );
+    w.pipe.set_neighbor(VM1, GUEST1);
+    w.pipe.set_neighbor(VM2, GUEST2);
+    let t0 = Instant::now();
+    let at = |w: &mut World, port: u16, frame: Vec<u8>, t: Instant| {
+        let mut p = Packet::new(port, &frame).unwrap();
+        w.pipe.process(&w.snap, t, &mut p)
+    };
+    let there = udp(ip4("10.0.0.1"), ip4("10.0.0.2"), 64, 8)
+        .to_vec()
+        .unwrap();
+    let mut back_spec = udp(ip4("10.0.0.2"), ip4("10.0.0.1"), 64, 8);
+    back_spec.l4 = L4Spec::Udp {
+        src_port: 5000,
+        dst_port: 4000,
+    };
+    assert_eq!(at(&mut w, VM1, there.clone(), t0), Verdict::Tx(VM2));
+    assert_eq!(
+        at(&mut w, VM2, back_spec.to_vec().unwrap(), t0),
+        Verdict::Tx(VM1)
+    );
+    assert_eq!(
+        w.pipe.flows().len(),
+        1,
+        "the reply belongs to the same flow"
+    );
+    let other = udp(ip4("10.0.0.1"), ip4("10.0.0.2"), 64, 8);
+    let mut second = other.clone();
+    second.l4 = L4Spec::Udp {
+        src_port: 4001,
+        dst_port: 5000,
+    };
+    let mut third = other;
+    third.l4 = L4Spec::Udp {
+        src_port: 4002,
+        dst_port: 5000,
+    };
+    assert_eq!(
+        at(&mut w, VM1, second.to_vec().unwrap(), t0),
+        Verdict::Tx(VM2)
+    );
+    assert_eq!(
+        at(&mut w, VM1, third.to_vec().unwrap(), t0),
+        Verdict::Drop(DropReason::FlowTableFull)
+    );
+    // 31 s later an (empty) batch ages both flows out; new flows fit again.
+    let mut verdicts = Vec::new();
+    w.pipe.process_batch(
+        &w.snap,
+        t0 + Duration::from_secs(31),
+        &mut [],
+        &mut verdicts,
+    );
+    assert_eq!(w.pipe.flows().len(), 0);
+    assert_eq!(
+        at(
+            &mut w,
+            VM1,
+            third.to_vec().unwrap(),
+            t0 + Duration::from_secs(31)
+        ),
+        Verdict::Tx(VM2)
+    );
+    assert_eq!(
+        w.pipe.counters().drops.get(&DropReason::FlowTableFull),
+        Some(&1)
+    );
+}

@@ -18,6 +18,8 @@ use clap::Parser;
 use ironnet_bins::init_tracing;
 use ironnet_dp::dataplane::Dataplane;
 use ironnet_dp::io::{PortIo, TapPort};
+use ironnet_dp::pipeline::conntrack::Timeouts;
+use ironnet_dp::pipeline::{DEFAULT_FLOWS, Pipeline};
 use ironnet_dp::service::DpService;
 use ironnet_dp::{DpConfig, DpState, Published, Snapshot};
 use ironnet_overlay::wire::MacAddr;
@@ -123,7 +125,7 @@ async fn main() -> ExitCode {
         .unwrap_or(1)
         ^ u64::from(std::process::id());
     let service = DpService::new(DpState::new(config.clone(), seed), published.clone());
-    let neighbors = cli
+    let neighbors: Vec<(u16, MacAddr)> = cli
         .pf_router_mac
         .map(|mac| {
             config
@@ -135,7 +137,17 @@ async fn main() -> ExitCode {
                 .collect()
         })
         .unwrap_or_default();
-    let _dataplane = Dataplane::spawn(ports, published, neighbors);
+    let mut pipe = Pipeline::with_flows(
+        DEFAULT_FLOWS,
+        Timeouts {
+            tcp_established: config.tcp_established_timeout,
+            other: config.flow_timeout,
+        },
+    );
+    for (port, mac) in neighbors {
+        pipe.set_neighbor(port, mac);
+    }
+    let _dataplane = Dataplane::spawn(ports, published, pipe);
     let addr = SocketAddr::new(cli.grpc_address, cli.grpc_port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,

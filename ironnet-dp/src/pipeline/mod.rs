@@ -18,25 +18,32 @@
 //!   unreachable (no route), fragmentation needed / packet too big (does
 //!   not fit the underlay MTU after encapsulation).
 
+pub mod conntrack;
 mod guest;
 mod icmp;
 
-use std::net::IpAddr;
-use std::time::Instant;
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use ironnet_overlay::PacketBuf;
 use ironnet_overlay::encap::{self, EncapParams};
 use ironnet_overlay::transform::{EtherRewrite, HeaderTransform};
 use ironnet_overlay::wire::{
-    EtherType, EthernetFrame, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, UdpPacket,
-    WireError, dhcpv4, dhcpv6,
+    EtherType, EthernetFrame, Icmpv4Packet, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv6Packet,
+    MacAddr, TcpFlags, TcpPacket, UdpPacket, WireError, dhcpv4, dhcpv6,
 };
 
 pub use guest::{GATEWAY_V4, GATEWAY_V6};
 
+use conntrack::{FlowKey, FlowTable, TcpBits, Timeouts, Tracked};
+
+/// Flows a pipeline tracks by default.
+pub const DEFAULT_FLOWS: usize = 1 << 20;
+
 use crate::config::PortKind;
-use crate::snapshot::{IfaceView, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::state::{PortId, RouteTarget, VnfKind};
+use ironnet_overlay::route::Vni;
 
 /// Headroom kept in front of every frame (room for the outer headers).
 pub const HEADROOM: usize = 64;
@@ -64,6 +71,19 @@ impl Packet {
     /// The frame.
     pub fn frame(&self) -> &[u8] {
         self.buf.data()
+    }
+
+    /// Puts a copy of `frame` into this packet, reusing its buffer (no
+    /// allocation once the buffer is large enough).
+    pub fn refill(&mut self, frame: &[u8]) -> Result<(), WireError> {
+        let empty = PacketBuf::new(Vec::new(), 0, 0)?;
+        let (mut v, _, _) = std::mem::replace(&mut self.buf, empty).into_parts();
+        if v.len() < HEADROOM + frame.len() {
+            v.resize(HEADROOM + frame.len(), 0);
+        }
+        v[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
+        self.buf = PacketBuf::new(v, HEADROOM, frame.len())?;
+        Ok(())
     }
 
     /// Replaces the frame; false (and unchanged) if that fails.
@@ -121,6 +141,8 @@ pub enum DropReason {
     Consumed,
     /// The target port does not exist.
     NoPort,
+    /// The flow table is full.
+    FlowTableFull,
 }
 
 /// What to do with a packet.
@@ -143,12 +165,26 @@ pub struct Counters {
     pub drops: std::collections::BTreeMap<DropReason, u64>,
 }
 
-/// The pipeline's own state: learned MAC addresses and counters.
-#[derive(Debug, Clone, Default)]
+/// The pipeline's own state: learned MAC addresses, the flow table and
+/// counters.
+#[derive(Debug)]
 pub struct Pipeline {
     /// The guest's MAC per port (VF), or the router's MAC (PF).
     neighbor: Vec<Option<MacAddr>>,
     counters: Counters,
+    flows: FlowTable,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::with_flows(
+            DEFAULT_FLOWS,
+            Timeouts {
+                tcp_established: Duration::from_secs(86_400),
+                other: Duration::from_secs(30),
+            },
+        )
+    }
 }
 
 enum Ip<'a> {
@@ -157,9 +193,23 @@ enum Ip<'a> {
 }
 
 impl Pipeline {
-    /// A pipeline with nothing learned.
+    /// A pipeline with nothing learned and dpservice's flow timeouts.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A pipeline tracking up to `capacity` flows with `timeouts`.
+    pub fn with_flows(capacity: usize, timeouts: Timeouts) -> Self {
+        Pipeline {
+            neighbor: Vec::new(),
+            counters: Counters::default(),
+            flows: FlowTable::new(capacity, timeouts),
+        }
+    }
+
+    /// The flow table.
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
     }
 
     /// Counters so far.
@@ -209,17 +259,18 @@ impl Pipeline {
         verdicts: &mut Vec<Verdict>,
     ) {
         verdicts.clear();
+        self.flows.age(now);
         for p in packets {
             verdicts.push(self.process(snap, now, p));
         }
     }
 
     /// Processes one packet.
-    pub fn process(&mut self, snap: &Snapshot, _now: Instant, pkt: &mut Packet) -> Verdict {
+    pub fn process(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
         let in_port = pkt.port;
         let verdict = match snap.ports.get(usize::from(in_port)).map(|p| p.kind) {
-            Some(PortKind::Vf) => self.guest_ingress(snap, pkt),
-            Some(PortKind::Pf) => self.uplink_ingress(snap, pkt),
+            Some(PortKind::Vf) => self.guest_ingress(snap, now, pkt),
+            Some(PortKind::Pf) => self.uplink_ingress(snap, now, pkt),
             None => Verdict::Drop(DropReason::NoPort),
         };
         self.count(verdict, in_port);
@@ -231,7 +282,7 @@ impl Pipeline {
         self.neighbor(port).unwrap_or(MacAddr::BROADCAST)
     }
 
-    fn guest_ingress(&mut self, snap: &Snapshot, pkt: &mut Packet) -> Verdict {
+    fn guest_ingress(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
         let port = pkt.port;
         let Some(view) = snap.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::NoPort);
@@ -258,7 +309,9 @@ impl Pipeline {
                         guest::dhcpv6(frame, &frame[off..], port_mac, iface, snap)
                     }
                     Some(Local::Echo) => icmp::echo_reply(frame).ok_or(DropReason::Malformed),
-                    None => return self.route_from_guest(snap, pkt, iface.clone()),
+                    None => {
+                        return self.route_from_guest(snap, now, pkt, iface.vni, iface.underlay);
+                    }
                 }
             }
             _ => Err(DropReason::UnsupportedEtherType),
@@ -286,7 +339,14 @@ impl Pipeline {
         }
     }
 
-    fn route_from_guest(&mut self, snap: &Snapshot, pkt: &mut Packet, iface: IfaceView) -> Verdict {
+    fn route_from_guest(
+        &mut self,
+        snap: &Snapshot,
+        now: Instant,
+        pkt: &mut Packet,
+        vni: Vni,
+        own_underlay: Ipv6Addr,
+    ) -> Verdict {
         let port = pkt.port;
         let port_mac = snap
             .ports
@@ -301,7 +361,7 @@ impl Pipeline {
         if !routable(dst) {
             return Verdict::Drop(DropReason::NotRoutable);
         }
-        let Some((_, target)) = snap.routes.lookup(iface.vni, dst) else {
+        let Some((_, target)) = snap.routes.lookup(vni, dst) else {
             return self.icmp_to_guest(
                 pkt,
                 icmp::Error::NoRoute,
@@ -348,7 +408,7 @@ impl Pipeline {
                     encap: Some(EncapParams {
                         eth_src: pf_mac,
                         eth_dst: self.neighbor(pf).unwrap_or(MacAddr::BROADCAST),
-                        src: iface.underlay,
+                        src: own_underlay,
                         dst: underlay,
                     }),
                     ..HeaderTransform::default()
@@ -359,6 +419,9 @@ impl Pipeline {
             RouteTarget::Vf(out) => out,
             RouteTarget::Remote { .. } => first_pf(snap).map_or(0, |(p, _)| p),
         };
+        if let Some(reason) = self.track(pkt.frame(), vni.get(), now) {
+            return Verdict::Drop(reason);
+        }
         match transform.apply(&mut pkt.buf) {
             Ok(_) => Verdict::Tx(out),
             Err(WireError::HopLimitExceeded { .. }) => self.icmp_to_guest(
@@ -392,7 +455,7 @@ impl Pipeline {
         }
     }
 
-    fn uplink_ingress(&mut self, snap: &Snapshot, pkt: &mut Packet) -> Verdict {
+    fn uplink_ingress(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
         let pf = pkt.port;
         {
             let Ok(eth) = EthernetFrame::new_checked(pkt.frame()) else {
@@ -433,6 +496,9 @@ impl Pipeline {
         if out_view.kind == PortKind::Pf {
             return Verdict::Drop(DropReason::PfToPf);
         }
+        if let Some(reason) = self.track(pkt.frame(), vnf.vni.get(), now) {
+            return Verdict::Drop(reason);
+        }
         let transform = HeaderTransform {
             decrement_ttl: true,
             ether: Some(EtherRewrite {
@@ -447,6 +513,103 @@ impl Pipeline {
             Err(_) => Verdict::Drop(DropReason::Malformed),
         }
     }
+}
+
+impl Pipeline {
+    /// Records the packet in the flow table; a drop reason if it cannot.
+    fn track(&mut self, frame: &[u8], vni: u32, now: Instant) -> Option<DropReason> {
+        let (key, tcp) = flow_key(frame, vni)?;
+        match self.flows.track(key, tcp, now) {
+            Tracked::Full => Some(DropReason::FlowTableFull),
+            Tracked::New | Tracked::Known(..) => None,
+        }
+    }
+}
+
+/// The flow key (and TCP flags) of an Ethernet + IP frame. Protocols other
+/// than TCP, UDP and ICMP echo, and non-first fragments, are tracked by
+/// addresses and protocol only.
+fn flow_key(frame: &[u8], vni: u32) -> Option<(FlowKey, Option<TcpBits>)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = eth.header_len();
+    let (src, dst, protocol, body) = match parse_ip(frame).ok()? {
+        Ip::V4(ip) => {
+            let end = (l3 + ip.total_len()).min(frame.len());
+            let body = if ip.frag_offset() == 0 {
+                frame.get(l3 + ip.header_len()..end)
+            } else {
+                None
+            };
+            (
+                IpAddr::V4(ip.src()),
+                IpAddr::V4(ip.dst()),
+                ip.protocol(),
+                body,
+            )
+        }
+        Ip::V6(ip) => {
+            let upper = ip.upper_layer().ok()?;
+            let end = (l3 + ip.total_len()).min(frame.len());
+            let body = match upper.fragment {
+                Some((off, _)) if off != 0 => None,
+                _ => frame.get(l3 + upper.offset..end),
+            };
+            (
+                IpAddr::V6(ip.src()),
+                IpAddr::V6(ip.dst()),
+                upper.protocol,
+                body,
+            )
+        }
+    };
+    let mut key = FlowKey {
+        vni,
+        protocol: protocol.0,
+        src,
+        dst,
+        src_port: 0,
+        dst_port: 0,
+    };
+    let mut tcp = None;
+    match (protocol, body) {
+        (IpProtocol::TCP, Some(b)) => {
+            if let Ok(t) = TcpPacket::new_checked(b) {
+                key.src_port = t.src_port();
+                key.dst_port = t.dst_port();
+                let f = t.flags().0;
+                tcp = Some(TcpBits {
+                    syn: f & TcpFlags::SYN != 0,
+                    ack: f & TcpFlags::ACK != 0,
+                    fin: f & TcpFlags::FIN != 0,
+                    rst: f & TcpFlags::RST != 0,
+                });
+            }
+        }
+        (IpProtocol::UDP, Some(b)) => {
+            if let Ok(u) = UdpPacket::new_checked(b) {
+                key.src_port = u.src_port();
+                key.dst_port = u.dst_port();
+            }
+        }
+        (IpProtocol::ICMP, Some(b)) => {
+            if let Ok(i) = Icmpv4Packet::new_checked(b)
+                && matches!(i.msg_type(), 0 | 8)
+            {
+                key.src_port = i.echo_ident();
+                key.dst_port = i.echo_ident();
+            }
+        }
+        (IpProtocol::ICMPV6, Some(b)) => {
+            if let Ok(i) = Icmpv6Packet::new_checked(b)
+                && i.is_echo()
+            {
+                key.src_port = i.echo_ident();
+                key.dst_port = i.echo_ident();
+            }
+        }
+        _ => {}
+    }
+    Some((key, tcp))
 }
 
 fn first_pf(snap: &Snapshot) -> Option<(PortId, MacAddr)> {
