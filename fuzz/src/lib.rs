@@ -8,4 +8,5 @@
 
 pub mod alloc;
 pub mod bond;
+pub mod dp;
 pub mod overlay;
