@@ -145,6 +145,7 @@ fn spawn_dp(
             &port.to_string(),
         ])
         .args(["--enable-ipv6-overlay", "--dhcp-mtu", "1400"])
+        .args(["--http", &format!("127.0.0.1:{}", port.wrapping_add(10000))])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -160,7 +161,23 @@ fn spawn_dp(
         .collect();
     assert_eq!(names.len(), 2 + vfs, "{ports_line}");
     let _grpc_line = lines.next().unwrap().unwrap();
+    let metrics_line = lines.next().unwrap().unwrap();
+    assert!(
+        metrics_line.starts_with("metrics on http://127.0.0.1:"),
+        "{metrics_line}"
+    );
     names
+}
+
+/// `GET /metrics` of the dp whose gRPC port is `port`.
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port.wrapping_add(10000))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: dp\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// Moves a TAP into a namespace and brings it up (guests without DAD).
@@ -390,6 +407,26 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
     assert!(ping6.is_ok(), "IPv6 guest to guest: {ping6:?}");
     let gw = in_ns(&g1, &["ping", "-c", "1", "-W", "2", "169.254.0.1"]);
     assert!(gw.is_ok(), "gateway ping: {gw:?}");
+    // The counters saw it (they are copied out every 100 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    let m = metrics(port);
+    assert!(m.contains("ironnet_dp_interfaces 2"), "{m}");
+    let rx_line = m
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "ironnet_dp_rx_packets_total{{port=\"{}\"}}",
+                names[2]
+            ))
+        })
+        .unwrap_or_else(|| panic!("no rx counter for {}: {m}", names[2]));
+    let rx: u64 = rx_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(rx >= 10, "{rx_line}");
+    let flows_line = m
+        .lines()
+        .find(|l| l.starts_with("ironnet_dp_flows "))
+        .unwrap();
+    assert!(!flows_line.ends_with(" 0"), "{flows_line}");
     // Nothing of ours in the root namespace.
     let root = run(&["ip", "-o", "addr"]).unwrap();
     assert!(

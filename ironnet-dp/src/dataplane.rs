@@ -29,6 +29,19 @@ pub struct Stats {
     pub counters: Counters,
     /// Frames a port refused to send.
     pub tx_errors: u64,
+    /// Flows in the flow table.
+    pub flows: usize,
+}
+
+/// A shared view of the worker's latest [`Stats`].
+#[derive(Debug, Clone, Default)]
+pub struct StatsHandle(Arc<Mutex<Stats>>);
+
+impl StatsHandle {
+    /// The latest stats (at most 100 ms old while traffic flows).
+    pub fn get(&self) -> Stats {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 /// The running data plane; dropping it stops the tasks.
@@ -105,6 +118,7 @@ impl Dataplane {
                     if let Ok(mut s) = shared.lock() {
                         s.counters = pipe.counters().clone();
                         s.tx_errors = tx_errors;
+                        s.flows = pipe.flows().len();
                     }
                 }
             }
@@ -115,6 +129,11 @@ impl Dataplane {
     /// The latest counters (at most 100 ms old while traffic flows).
     pub fn stats(&self) -> Stats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A handle to the stats that outlives borrowing the data plane.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.stats))
     }
 }
 

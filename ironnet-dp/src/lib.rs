@@ -9,12 +9,14 @@
 //! - [`pipeline`]: the sans-IO packet pipeline;
 //! - [`io`], [`dataplane`]: ports (memory, TAP) and the worker that runs
 //!   the pipeline over them;
-//! - [`service`]: the gRPC service.
+//! - [`service`]: the gRPC service;
+//! - [`metrics`]: Prometheus metrics over HTTP.
 
 pub mod config;
 pub mod dataplane;
 pub mod error;
 pub mod io;
+pub mod metrics;
 pub mod pipeline;
 pub mod proto;
 pub mod service;

@@ -18,6 +18,7 @@ use clap::Parser;
 use ironnet_bins::init_tracing;
 use ironnet_dp::dataplane::Dataplane;
 use ironnet_dp::io::{PortIo, TapPort};
+use ironnet_dp::metrics::DpCollector;
 use ironnet_dp::pipeline::conntrack::Timeouts;
 use ironnet_dp::pipeline::{DEFAULT_FLOWS, Pipeline};
 use ironnet_dp::service::DpService;
@@ -68,6 +69,9 @@ struct Cli {
     /// Underlay MTU; larger packets after encapsulation get ICMP errors.
     #[arg(long, default_value_t = 1540)]
     underlay_mtu: u16,
+    /// Serve Prometheus metrics on this address (`/metrics`).
+    #[arg(long)]
+    http: Option<SocketAddr>,
     /// The router's MAC behind the PFs (learned from traffic otherwise).
     #[arg(long)]
     pf_router_mac: Option<MacAddr>,
@@ -147,7 +151,25 @@ async fn main() -> ExitCode {
     for (port, mac) in neighbors {
         pipe.set_neighbor(port, mac);
     }
-    let _dataplane = Dataplane::spawn(ports, published, pipe);
+    let dataplane = Dataplane::spawn(ports, published.clone(), pipe);
+    let _metrics = match cli.http {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr().unwrap_or(addr);
+                let collector =
+                    DpCollector::new(dataplane.stats_handle(), published, names.clone());
+                Some((
+                    bound,
+                    tokio::spawn(ironnet_dp::metrics::serve(l, collector)),
+                ))
+            }
+            Err(e) => {
+                eprintln!("ironnet-dp: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let addr = SocketAddr::new(cli.grpc_address, cli.grpc_port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -158,6 +180,9 @@ async fn main() -> ExitCode {
     };
     println!("ports {}", names.join(" "));
     println!("grpc on {addr}");
+    if let Some((bound, _)) = &_metrics {
+        println!("metrics on http://{bound}/metrics");
+    }
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let server = tonic::transport::Server::builder()
         .add_service(service.into_server())
