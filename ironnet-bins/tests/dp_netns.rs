@@ -129,6 +129,19 @@ fn spawn_dp(
     mac_index: u8,
     port: u16,
 ) -> Vec<String> {
+    spawn_dp_with(topo, tag, ipv6, vfs, mac_index, port, &[])
+}
+
+/// [`spawn_dp`] with extra options.
+fn spawn_dp_with(
+    topo: &mut Topology,
+    tag: &str,
+    ipv6: &str,
+    vfs: usize,
+    mac_index: u8,
+    port: u16,
+    extra: &[&str],
+) -> Vec<String> {
     let mut dp = Command::new(env!("CARGO_BIN_EXE_ironnet-dp"))
         .args([
             "--ipv6",
@@ -146,6 +159,7 @@ fn spawn_dp(
         ])
         .args(["--enable-ipv6-overlay", "--dhcp-mtu", "1400"])
         .args(["--http", &format!("127.0.0.1:{}", port.wrapping_add(10000))])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -506,4 +520,103 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
         ],
     );
     assert!(ping6.is_ok(), "IPv6 across hosts: {ping6:?}");
+}
+
+/// The Linux kernel as an independent peer for the wire format: host B is
+/// a namespace where SRv6 `encap.red` with one segment emits plain
+/// IPv4-in-IPv6 towards our interface's underlay address, and
+/// `seg6local End.DX4` decapsulates what ironnet-dp encapsulates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kernel_speaks_our_tunnel_format() {
+    if skip() {
+        return;
+    }
+    let tag = format!("k{}", std::process::id() % 10000);
+    let mut topo = Topology::new(&tag);
+    let (ga, hb, vb) = (format!("{tag}ga"), format!("{tag}hb"), format!("{tag}vb"));
+    for ns in [&ga, &hb, &vb] {
+        topo.netns(ns);
+    }
+    let port = 20000 + (std::process::id() % 20000) as u16 + 5;
+    let mac_index = 7u8;
+    // The PF0 netdev (the dp's MAC with the last byte's top bit flipped)
+    // becomes host B's underlay interface, so it is the dp's router.
+    let router_mac = format!("22:22:22:22:{mac_index:02x}:80");
+    let a = spawn_dp_with(
+        &mut topo,
+        &format!("{tag}a"),
+        "fc00::1",
+        1,
+        mac_index,
+        port,
+        &["--pf-router-mac", &router_mac],
+    );
+    attach(&a[0], &hb);
+    attach(&a[2], &ga);
+    let pf = &a[0];
+    let sh = |ns: &str, cmd: &str| {
+        let mut args = vec!["ip", "netns", "exec", ns];
+        args.extend(cmd.split_whitespace());
+        run(&args).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    };
+    // Host B and its VM (kernel-routed), as in kernel-peer.md.
+    run(&[
+        "ip", "link", "add", "hbv", "netns", &hb, "type", "veth", "peer", "name", "vbv", "netns",
+        &vb,
+    ])
+    .unwrap();
+    sh(&hb, "ip link set hbv up");
+    sh(&vb, "ip link set vbv up");
+    sh(&hb, "ip addr add 10.3.1.1/24 dev hbv");
+    sh(&vb, "ip addr add 10.3.1.2/24 dev vbv");
+    sh(&vb, "ip route add default via 10.3.1.1");
+    sh(
+        &hb,
+        "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
+    );
+    sh(
+        &hb,
+        "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
+    );
+    sh(&hb, &format!("ip -6 addr add fc00::2/64 dev {pf} nodad"));
+    sh(&hb, "ip -6 addr add fc00:b::1/128 dev lo");
+    sh(&hb, "ip sr tunsrc set fc00:b::1");
+    sh(
+        &hb,
+        "ip -6 route add fc00:b::100/128 encap seg6local action End.DX4 nh4 10.3.1.2 dev hbv",
+    );
+
+    // The dp's side: guest A, a route to B's VM through B's End.DX4 SID.
+    let mut client = connect(port).await;
+    let ul_a = create_interface(&mut client, "vma", "net_tap2", "10.3.0.1", "2001:db8:3::1").await;
+    create_route(&mut client, "10.3.1.0", 24, "fc00:b::100").await;
+    // B encapsulates towards A's interface underlay (one segment, no SRH);
+    // the dp answers no ND on its uplink, so B gets a static neighbour.
+    let dp_pf_mac = format!("22:22:22:22:{mac_index:02x}:00");
+    sh(
+        &hb,
+        &format!("ip -6 neigh replace {ul_a} lladdr {dp_pf_mac} dev {pf} nud permanent"),
+    );
+    sh(
+        &hb,
+        &format!("ip route add 10.3.0.1/32 encap seg6 mode encap.red segs {ul_a} dev {pf}"),
+    );
+    let (v4, _) = lease(&topo, &ga, &a[2]);
+    assert!(v4.starts_with("10.3.0.1 "), "{v4}");
+    let ping = in_ns(
+        &ga,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.3.1.2"],
+    );
+    assert!(
+        ping.is_ok(),
+        "guest behind ironnet-dp to VM behind the kernel: {ping:?}"
+    );
+    let back = in_ns(
+        &vb,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.3.0.1"],
+    );
+    assert!(
+        back.is_ok(),
+        "VM behind the kernel to guest behind ironnet-dp: {back:?}"
+    );
 }
