@@ -736,3 +736,32 @@ fn flows_are_tracked_both_ways_bounded_and_aged() {
         Some(&1)
     );
 }
+
+#[test]
+fn a_tunnelled_packet_out_of_ttl_gets_time_exceeded_back_through_the_tunnel() {
+    let mut w = world(1540);
+    let inner = udp(ip4("192.0.2.7"), ip4("10.0.0.1"), 1, 32)
+        .to_vec()
+        .unwrap();
+    let mut buf = PacketBuf::new([vec![0u8; 64], inner.clone()].concat(), 64, inner.len()).unwrap();
+    let params = EncapParams {
+        eth_src: ROUTER,
+        eth_dst: port_mac(&w, PF0),
+        src: v6("fc00:2::10"),
+        dst: w.vm1_underlay,
+    };
+    encap::encapsulate(&mut buf, &params).unwrap();
+    let (v, out) = run(&mut w, PF0, buf.data().to_vec());
+    assert_eq!(v, Verdict::Tx(PF0));
+    let e = EthernetFrame::new_checked(&out[..]).unwrap();
+    assert_eq!((e.src(), e.dst()), (port_mac(&w, PF0), ROUTER));
+    let outer = Ipv6Packet::new_checked(e.payload()).unwrap();
+    assert_eq!(
+        (outer.src(), outer.dst()),
+        (w.vm1_underlay, v6("fc00:2::10"))
+    );
+    let ip = Ipv4Packet::new_checked(outer.payload()).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (GATEWAY_V4, v4("192.0.2.7")));
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.code()), (11, 0));
+}

@@ -455,6 +455,45 @@ impl Pipeline {
         }
     }
 
+    /// Answers a decapsulated packet with ICMP time exceeded, sent back
+    /// through the tunnel it came from (outer addresses swapped).
+    fn icmp_through_tunnel(
+        &mut self,
+        snap: &Snapshot,
+        pkt: &mut Packet,
+        outer: encap::Decapsulated,
+        reason: DropReason,
+    ) -> Verdict {
+        let pf = pkt.port;
+        let Some(pf_mac) = snap.ports.get(usize::from(pf)).map(|p| p.mac) else {
+            return Verdict::Drop(reason);
+        };
+        let Some(reply) = icmp::error_reply(
+            pkt.frame(),
+            icmp::Error::TimeExceeded,
+            pf_mac,
+            MacAddr::ZERO,
+        ) else {
+            return Verdict::Drop(reason);
+        };
+        if !pkt.replace(&reply) {
+            return Verdict::Drop(reason);
+        }
+        let params = EncapParams {
+            eth_src: pf_mac,
+            eth_dst: self.neighbor(pf).unwrap_or(MacAddr::BROADCAST),
+            src: outer.outer_dst,
+            dst: outer.outer_src,
+        };
+        match encap::encapsulate(&mut pkt.buf, &params) {
+            Ok(()) => {
+                *self.counters.drops.entry(reason).or_default() += 1;
+                Verdict::Tx(pf)
+            }
+            Err(_) => Verdict::Drop(reason),
+        }
+    }
+
     fn uplink_ingress(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
         let pf = pkt.port;
         {
@@ -509,7 +548,9 @@ impl Pipeline {
         };
         match transform.apply(&mut pkt.buf) {
             Ok(_) => Verdict::Tx(vnf.port),
-            Err(WireError::HopLimitExceeded { .. }) => Verdict::Drop(DropReason::TtlExceeded),
+            Err(WireError::HopLimitExceeded { .. }) => {
+                self.icmp_through_tunnel(snap, pkt, outer, DropReason::TtlExceeded)
+            }
             Err(_) => Verdict::Drop(DropReason::Malformed),
         }
     }
