@@ -2,7 +2,10 @@
 //! `ironnet-agent`, `ironnet-dp`, `ironnet-bond`) and the `ironnetctl` CLI.
 //!
 //! This crate stays thin: parse flags, wire the library crates together,
-//! run. Binaries so far: `ironnet-bond` (server and client).
+//! run. Binaries so far: `ironnet-bond` (server and client) and
+//! `ironnet-dp`; [`testbed`] builds network-namespace test beds for them.
+
+pub mod testbed;
 
 use ironnet_overlay::route::{NextHopKind, Route};
 

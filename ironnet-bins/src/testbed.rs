@@ -1,0 +1,312 @@
+//! Network-namespace test beds for ironnet-dp, shared by the packet tests
+//! and the TAP benchmark: namespaces and processes that are removed on
+//! drop, dps started from their binary, and the gRPC calls that program
+//! them. Linux only; needs root.
+//!
+//! Every address a test bed uses lives inside namespaces it creates; the
+//! root namespace only sees the dp's gRPC and metrics sockets on
+//! 127.0.0.1 and TAP devices that are moved into namespaces at once.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use ironnet_dp::proto;
+use ironnet_dp::proto::dpd_kironcore_client::DpdKironcoreClient;
+use tonic::transport::Channel;
+
+/// Runs a command; its stdout, or an error with both outputs.
+pub fn run(args: &[&str]) -> Result<String, String> {
+    let (cmd, rest) = args.split_first().ok_or("empty command")?;
+    let out = Command::new(cmd)
+        .args(rest)
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs a command inside a namespace.
+pub fn in_ns(ns: &str, args: &[&str]) -> Result<String, String> {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(args);
+    run(&full)
+}
+
+/// Runs a whitespace-separated command line inside a namespace.
+pub fn sh(ns: &str, cmd: &str) -> Result<String, String> {
+    in_ns(ns, &cmd.split_whitespace().collect::<Vec<_>>())
+}
+
+/// Why namespace tests cannot run here (`None`: they can). `tools` are
+/// commands that must be on the PATH.
+pub fn missing(tools: &[&str]) -> Option<String> {
+    let root = run(&["id", "-u"]).map(|s| s.trim() == "0").unwrap_or(false);
+    if !root {
+        return Some("not root".into());
+    }
+    let absent: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| run(&["sh", "-c", &format!("command -v {t}")]).is_err())
+        .collect();
+    if absent.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "{} missing (run scripts/setup.sh)",
+            absent.join(", ")
+        ))
+    }
+}
+
+/// Namespaces, processes and temporary files; all removed on drop.
+#[derive(Debug)]
+pub struct Topology {
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Topology {
+    /// An empty test bed whose temporary directory is named after `tag`.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ironnet-{tag}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        Topology {
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        }
+    }
+
+    /// The temporary directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates namespace `name` (replacing a leftover) with loopback up.
+    pub fn netns(&mut self, name: &str) -> Result<(), String> {
+        let _ = run(&["ip", "netns", "del", name]);
+        run(&["ip", "netns", "add", name])?;
+        self.namespaces.push(name.to_owned());
+        in_ns(name, &["ip", "link", "set", "lo", "up"])?;
+        for conf in ["all", "default"] {
+            in_ns(
+                name,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{conf}.accept_dad=0"),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Takes ownership of a process: it is killed on drop.
+    pub fn adopt(&mut self, child: Child) {
+        self.children.push(child);
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            // Daemons (dhclient, iperf3) keep running inside: kill them.
+            if let Ok(pids) = run(&["ip", "netns", "pids", ns]) {
+                for pid in pids.split_whitespace() {
+                    let _ = run(&["kill", "-9", pid]);
+                }
+            }
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A started dp: its port names (PF0, PF1, VFs…) and ports.
+#[derive(Debug, Clone)]
+pub struct DpProcess {
+    /// TAP names in port order.
+    pub ports: Vec<String>,
+    /// gRPC port on 127.0.0.1.
+    pub grpc_port: u16,
+    /// Metrics port on 127.0.0.1.
+    pub metrics_port: u16,
+}
+
+/// Starts the `ironnet-dp` binary at `binary` with TAP names prefixed by
+/// `tag`, gRPC on `grpc_port` and metrics on `grpc_port + 10000`.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_dp(
+    topo: &mut Topology,
+    binary: &str,
+    tag: &str,
+    ipv6: &str,
+    vfs: usize,
+    mac_index: u8,
+    grpc_port: u16,
+    extra: &[&str],
+) -> Result<DpProcess, String> {
+    let metrics_port = grpc_port.wrapping_add(10000);
+    let mut dp = Command::new(binary)
+        .args([
+            "--ipv6",
+            ipv6,
+            "--vfs",
+            &vfs.to_string(),
+            "--tap-prefix",
+            tag,
+        ])
+        .args(["--mac-index", &mac_index.to_string()])
+        .args(["--grpc-port", &grpc_port.to_string()])
+        .args(["--enable-ipv6-overlay", "--dhcp-mtu", "1400"])
+        .args(["--http", &format!("127.0.0.1:{metrics_port}")])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{binary}: {e}"))?;
+    let stdout = dp.stdout.take().ok_or("no stdout")?;
+    topo.adopt(dp);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut next = || -> Result<String, String> {
+        lines
+            .next()
+            .ok_or("the dp exited")?
+            .map_err(|e| e.to_string())
+    };
+    let ports_line = next()?;
+    let ports: Vec<String> = ports_line
+        .strip_prefix("ports ")
+        .ok_or_else(|| format!("unexpected: {ports_line}"))?
+        .split(' ')
+        .map(String::from)
+        .collect();
+    if ports.len() != 2 + vfs {
+        return Err(format!("unexpected ports: {ports_line}"));
+    }
+    let _grpc = next()?;
+    let _metrics = next()?;
+    Ok(DpProcess {
+        ports,
+        grpc_port,
+        metrics_port,
+    })
+}
+
+/// Moves a TAP into a namespace and brings it up.
+pub fn attach(dev: &str, ns: &str) -> Result<(), String> {
+    run(&["ip", "link", "set", dev, "netns", ns])?;
+    in_ns(ns, &["ip", "link", "set", dev, "up"])?;
+    Ok(())
+}
+
+/// `GET /metrics` of a dp.
+pub fn metrics(dp: &DpProcess) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", dp.metrics_port)).map_err(|e| e.to_string())?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: dp\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn ip(s: &str) -> Option<proto::IpAddress> {
+    let ipver = if s.contains(':') {
+        proto::IpVersion::Ipv6
+    } else {
+        proto::IpVersion::Ipv4
+    };
+    Some(proto::IpAddress {
+        ipver: ipver as i32,
+        address: s.as_bytes().to_vec(),
+    })
+}
+
+/// Connects to a dp and initializes it.
+pub async fn connect(dp: &DpProcess) -> Result<DpdKironcoreClient<Channel>, String> {
+    let mut client = DpdKironcoreClient::connect(format!("http://127.0.0.1:{}", dp.grpc_port))
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .initialize(proto::InitializeRequest {})
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(client)
+}
+
+/// CreateInterface in VNI 100 (hostname `<id>-host`); its underlay address.
+pub async fn create_interface(
+    client: &mut DpdKironcoreClient<Channel>,
+    id: &str,
+    dev: &str,
+    v4: &str,
+    v6: &str,
+) -> Result<String, String> {
+    let r = client
+        .create_interface(proto::CreateInterfaceRequest {
+            interface_id: id.as_bytes().to_vec(),
+            vni: 100,
+            ipv4_config: Some(proto::IpConfig {
+                primary_address: v4.as_bytes().to_vec(),
+            }),
+            ipv6_config: Some(proto::IpConfig {
+                primary_address: v6.as_bytes().to_vec(),
+            }),
+            device_name: dev.to_owned(),
+            hostname: format!("{id}-host"),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    match r.status {
+        Some(s) if s.code == 0 => String::from_utf8(r.underlay_route).map_err(|e| e.to_string()),
+        other => Err(format!("CreateInterface {id}: {other:?}")),
+    }
+}
+
+/// CreateRoute in VNI 100.
+pub async fn create_route(
+    client: &mut DpdKironcoreClient<Channel>,
+    prefix: &str,
+    len: u32,
+    via: &str,
+) -> Result<(), String> {
+    let r = client
+        .create_route(proto::CreateRouteRequest {
+            vni: 100,
+            route: Some(proto::Route {
+                prefix: Some(proto::Prefix {
+                    ip: ip(prefix),
+                    length: len,
+                    underlay_route: Vec::new(),
+                }),
+                nexthop_vni: 100,
+                nexthop_address: ip(via),
+                weight: 100,
+            }),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    match r.status {
+        Some(s) if s.code == 0 => Ok(()),
+        other => Err(format!("CreateRoute {prefix}/{len}: {other:?}")),
+    }
+}
