@@ -113,6 +113,12 @@ impl Dataplane {
                         }
                     }
                 }
+                for (out, pkt) in pipe.drain_extra() {
+                    let sent = ports.get(usize::from(out)).map(|p| p.try_send(pkt.frame()));
+                    if !matches!(sent, Some(Ok(()))) {
+                        tx_errors += 1;
+                    }
+                }
                 if last_report.elapsed() >= COUNTERS_EVERY {
                     last_report = Instant::now();
                     if let Ok(mut s) = shared.lock() {

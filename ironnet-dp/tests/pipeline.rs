@@ -524,11 +524,26 @@ fn a_router_answers_with_icmp_errors() {
     let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert_eq!((icmp.msg_type(), icmp.code()), (3, 4));
     assert_eq!(u16::from_be_bytes([ip.payload()[6], ip.payload()[7]]), 1360);
-    // Without DF it cannot be fragmented: counted drop.
-    assert_eq!(
-        run(&mut w, VM1, with_df(&big, false)).0,
-        Verdict::Drop(DropReason::FragmentationNeeded)
-    );
+    // Without DF it is fragmented, then each fragment encapsulated: every
+    // outer packet fits the 1400-byte underlay.
+    let (v, first) = run(&mut w, VM1, with_df(&big, false));
+    assert_eq!(v, Verdict::Tx(PF0));
+    let rest: Vec<_> = w.pipe.drain_extra().collect();
+    assert_eq!(rest.len(), 1);
+    let mut inner_bytes = 0;
+    for frame in std::iter::once(first).chain(rest.iter().map(|(port, p)| {
+        assert_eq!(*port, PF0);
+        p.frame().to_vec()
+    })) {
+        let e = EthernetFrame::new_checked(&frame[..]).unwrap();
+        let outer = Ipv6Packet::new_checked(e.payload()).unwrap();
+        assert!(outer.total_len() <= 1400, "{}", outer.total_len());
+        let inner = Ipv4Packet::new_checked(outer.payload()).unwrap();
+        assert!(inner.verify_checksum());
+        assert_eq!(inner.ttl(), 63);
+        inner_bytes += inner.payload().len();
+    }
+    assert_eq!(inner_bytes, 8 + 1372, "UDP header and payload, once");
     // IPv6: packet too big.
     let big6 = udp(ip6("2001:db8::1"), ip6("2001:db8:ff::9"), 64, 1400)
         .to_vec()

@@ -19,6 +19,7 @@
 //!   not fit the underlay MTU after encapsulation).
 
 pub mod conntrack;
+mod fragment;
 mod guest;
 mod icmp;
 
@@ -132,8 +133,8 @@ pub enum DropReason {
     TtlExceeded,
     /// Too big for the underlay and not allowed to be fragmented.
     TooBig,
-    /// An IPv4 packet too big for the underlay that may be fragmented:
-    /// fragmentation is not implemented.
+    /// An IPv4 packet too big for the underlay that may be fragmented but
+    /// cannot be (header options, or an MTU below 28 bytes).
     FragmentationNeeded,
     /// A packet between two uplinks.
     PfToPf,
@@ -173,6 +174,8 @@ pub struct Pipeline {
     neighbor: Vec<Option<MacAddr>>,
     counters: Counters,
     flows: FlowTable,
+    /// Packets produced besides the one processed (fragments).
+    extra: Vec<(PortId, Packet)>,
 }
 
 impl Default for Pipeline {
@@ -204,12 +207,20 @@ impl Pipeline {
             neighbor: Vec::new(),
             counters: Counters::default(),
             flows: FlowTable::new(capacity, timeouts),
+            extra: Vec::new(),
         }
     }
 
     /// The flow table.
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+
+    /// Packets to send besides the processed ones (the further fragments
+    /// of fragmented packets), with their output port. The caller sends
+    /// them after the batch.
+    pub fn drain_extra(&mut self) -> std::vec::Drain<'_, (PortId, Packet)> {
+        self.extra.drain(..)
     }
 
     /// Counters so far.
@@ -370,6 +381,7 @@ impl Pipeline {
                 DropReason::NoRoute,
             );
         };
+        let mut fragment_to = None;
         let transform = match *target {
             RouteTarget::Vf(out) => {
                 let Some(out_view) = snap.ports.get(usize::from(out)) else {
@@ -387,18 +399,17 @@ impl Pipeline {
             RouteTarget::Remote { underlay, .. } => {
                 let room = usize::from(snap.underlay_mtu).saturating_sub(encap::OUTER_LEN - 14);
                 if inner_len > room {
-                    let mtu = u16::try_from(room).unwrap_or(u16::MAX);
-                    return if dont_fragment {
-                        self.icmp_to_guest(
+                    if dont_fragment {
+                        let mtu = u16::try_from(room).unwrap_or(u16::MAX);
+                        return self.icmp_to_guest(
                             pkt,
                             icmp::Error::TooBig(mtu),
                             port_mac,
                             guest_mac,
                             DropReason::TooBig,
-                        )
-                    } else {
-                        Verdict::Drop(DropReason::FragmentationNeeded)
-                    };
+                        );
+                    }
+                    fragment_to = Some(room);
                 }
                 let Some((pf, pf_mac)) = first_pf(snap) else {
                     return Verdict::Drop(DropReason::NoPort);
@@ -422,6 +433,9 @@ impl Pipeline {
         if let Some(reason) = self.track(pkt.frame(), vni.get(), now) {
             return Verdict::Drop(reason);
         }
+        if let Some(mtu) = fragment_to {
+            return self.fragment_and_send(pkt, mtu, &transform, out, port_mac, guest_mac);
+        }
         match transform.apply(&mut pkt.buf) {
             Ok(_) => Verdict::Tx(out),
             Err(WireError::HopLimitExceeded { .. }) => self.icmp_to_guest(
@@ -433,6 +447,50 @@ impl Pipeline {
             ),
             Err(_) => Verdict::Drop(DropReason::Malformed),
         }
+    }
+
+    /// Fragments the IPv4 packet to `mtu`, applies `transform` to each
+    /// fragment; the first replaces the packet, the rest go to `extra`.
+    fn fragment_and_send(
+        &mut self,
+        pkt: &mut Packet,
+        mtu: usize,
+        transform: &HeaderTransform,
+        out: PortId,
+        port_mac: MacAddr,
+        guest_mac: MacAddr,
+    ) -> Verdict {
+        let Some(frames) = fragment::fragment_ipv4(pkt.frame(), mtu) else {
+            return Verdict::Drop(DropReason::FragmentationNeeded);
+        };
+        let mut done = Vec::with_capacity(frames.len());
+        for f in frames {
+            let Ok(mut p) = Packet::new(pkt.port, &f) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            match transform.apply(&mut p.buf) {
+                Ok(_) => done.push(p),
+                Err(WireError::HopLimitExceeded { .. }) => {
+                    return self.icmp_to_guest(
+                        pkt,
+                        icmp::Error::TimeExceeded,
+                        port_mac,
+                        guest_mac,
+                        DropReason::TtlExceeded,
+                    );
+                }
+                Err(_) => return Verdict::Drop(DropReason::Malformed),
+            }
+        }
+        let mut done = done.into_iter();
+        let Some(first) = done.next() else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        *pkt = first;
+        for p in done {
+            self.extra.push((out, p));
+        }
+        Verdict::Tx(out)
     }
 
     /// Replaces the packet with an ICMP error back to its sender on the
