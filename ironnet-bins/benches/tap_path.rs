@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    Topology, attach, connect, create_interface, create_route, in_ns, missing, run, sh, spawn_dp,
+    Topology, attach, bridge_fabric, connect, create_interface, create_route, in_ns, missing, run,
+    sh, spawn_dp,
 };
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
@@ -155,12 +156,6 @@ async fn ironnet(topo: &mut Topology, t: &str) -> String {
     for ns in [&ga, &gb, &fabric] {
         topo.netns(ns).unwrap();
     }
-    sh(
-        &fabric,
-        "ip link add br0 address 02:00:00:00:00:fe type bridge",
-    )
-    .unwrap();
-    sh(&fabric, "ip link set br0 up").unwrap();
     let base = 30000 + (std::process::id() % 10000) as u16;
     let a = spawn_dp(
         topo,
@@ -184,12 +179,7 @@ async fn ironnet(topo: &mut Topology, t: &str) -> String {
         &["--pf-router-mac", "22:22:22:22:01:00"],
     )
     .unwrap();
-    for pf in [&a.ports[0], &a.ports[1], &b.ports[0], &b.ports[1]] {
-        attach(pf, &fabric).unwrap();
-    }
-    for pf in [&a.ports[0], &b.ports[0]] {
-        sh(&fabric, &format!("ip link set {pf} master br0")).unwrap();
-    }
+    bridge_fabric(&fabric, &[&a, &b]).unwrap();
     attach(&a.ports[2], &ga).unwrap();
     attach(&b.ports[2], &gb).unwrap();
     let mut ca = connect(&a).await.unwrap();

@@ -214,6 +214,35 @@ pub fn attach(dev: &str, ns: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Joins the dps' uplinks in namespace `fabric`: every PF moves there and
+/// each dp's PF0 is enslaved to bridge `br0`. The bridge gets a MAC of its
+/// own: it would otherwise take its lowest port's MAC and keep frames for
+/// that MAC to itself.
+pub fn bridge_fabric(fabric: &str, dps: &[&DpProcess]) -> Result<(), String> {
+    sh(
+        fabric,
+        "ip link add br0 address 02:00:00:00:00:fe type bridge",
+    )?;
+    sh(fabric, "ip link set br0 up")?;
+    for dp in dps {
+        for pf in dp.ports.iter().take(2) {
+            attach(pf, fabric)?;
+        }
+        let pf0 = dp.ports.first().ok_or("a dp without ports")?;
+        sh(fabric, &format!("ip link set {pf0} master br0"))?;
+    }
+    Ok(())
+}
+
+/// Three pings from namespace `ns` to `dst` (IPv4 or IPv6), 0.2 s apart.
+pub fn ping(ns: &str, dst: &str) -> Result<String, String> {
+    let family = if dst.contains(':') { "-6" } else { "-4" };
+    in_ns(
+        ns,
+        &["ping", family, "-c", "3", "-i", "0.2", "-W", "2", dst],
+    )
+}
+
 /// `GET /metrics` of a dp.
 pub fn metrics(dp: &DpProcess) -> Result<String, String> {
     use std::io::{Read, Write};

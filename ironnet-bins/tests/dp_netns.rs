@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ironnet_bins::testbed::{
-    DpProcess, Topology, attach, connect, create_interface, create_route, in_ns, metrics, missing,
-    run, sh,
+    DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, in_ns,
+    metrics, missing, ping, run, sh,
 };
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
@@ -173,25 +173,9 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
         assert_eq!(v4, format!("10.1.0.{} 1400 vm{}-host", i + 1, i + 1));
         assert_eq!(v6, format!("2001:db8::{}", i + 1));
     }
-    let ping4 = in_ns(
-        &g1,
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.1.0.2"],
-    );
+    let ping4 = ping(&g1, "10.1.0.2");
     assert!(ping4.is_ok(), "IPv4 guest to guest: {ping4:?}");
-    let ping6 = in_ns(
-        &g2,
-        &[
-            "ping",
-            "-6",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            "2001:db8::1",
-        ],
-    );
+    let ping6 = ping(&g2, "2001:db8::1");
     assert!(ping6.is_ok(), "IPv6 guest to guest: {ping6:?}");
     let gw = in_ns(&g1, &["ping", "-c", "1", "-W", "2", "169.254.0.1"]);
     assert!(gw.is_ok(), "gateway ping: {gw:?}");
@@ -234,15 +218,6 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
     for ns in [&ga, &gb, &fabric] {
         topo.netns(ns).unwrap();
     }
-    // The fabric: a bridge joining both hosts' PF0. It gets a MAC of its
-    // own: a bridge otherwise takes its lowest port's MAC and keeps frames
-    // for that MAC to itself.
-    sh(
-        &fabric,
-        "ip link add br0 address 02:00:00:00:00:fe type bridge",
-    )
-    .unwrap();
-    sh(&fabric, "ip link set br0 up").unwrap();
     let a = dp(
         &mut topo,
         &format!("{tag}a"),
@@ -261,12 +236,7 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
         grpc_port(2),
         &[],
     );
-    for pf in [&a.ports[0], &a.ports[1], &b.ports[0], &b.ports[1]] {
-        attach(pf, &fabric).unwrap();
-    }
-    for pf in [&a.ports[0], &b.ports[0]] {
-        sh(&fabric, &format!("ip link set {pf} master br0")).unwrap();
-    }
+    bridge_fabric(&fabric, &[&a, &b]).unwrap();
     attach(&a.ports[2], &ga).unwrap();
     attach(&b.ports[2], &gb).unwrap();
     let mut ca = connect(&a).await.unwrap();
@@ -287,25 +257,9 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
         .unwrap();
     lease(&topo, &ga, &a.ports[2]);
     lease(&topo, &gb, &b.ports[2]);
-    let ping4 = in_ns(
-        &ga,
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.2.0.2"],
-    );
+    let ping4 = ping(&ga, "10.2.0.2");
     assert!(ping4.is_ok(), "IPv4 across hosts: {ping4:?}");
-    let ping6 = in_ns(
-        &gb,
-        &[
-            "ping",
-            "-6",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            "2001:db8:2::1",
-        ],
-    );
+    let ping6 = ping(&gb, "2001:db8:2::1");
     assert!(ping6.is_ok(), "IPv6 across hosts: {ping6:?}");
 }
 
@@ -388,18 +342,12 @@ async fn the_kernel_speaks_our_tunnel_format() {
     .unwrap();
     let (v4, _) = lease(&topo, &ga, &a.ports[2]);
     assert!(v4.starts_with("10.3.0.1 "), "{v4}");
-    let ping = in_ns(
-        &ga,
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.3.1.2"],
-    );
+    let out = ping(&ga, "10.3.1.2");
     assert!(
-        ping.is_ok(),
-        "guest behind ironnet-dp to VM behind the kernel: {ping:?}"
+        out.is_ok(),
+        "guest behind ironnet-dp to VM behind the kernel: {out:?}"
     );
-    let back = in_ns(
-        &vb,
-        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.3.0.1"],
-    );
+    let back = ping(&vb, "10.3.0.1");
     assert!(
         back.is_ok(),
         "VM behind the kernel to guest behind ironnet-dp: {back:?}"

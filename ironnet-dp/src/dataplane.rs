@@ -103,21 +103,19 @@ impl Dataplane {
                 }
                 let snap = published.load();
                 pipe.process_batch(&snap, Instant::now(), &mut batch, &mut verdicts);
-                for (pkt, verdict) in batch.iter().zip(&verdicts) {
-                    if let Verdict::Tx(out) = verdict {
-                        let sent = ports
-                            .get(usize::from(*out))
-                            .map(|p| p.try_send(pkt.frame()));
-                        if !matches!(sent, Some(Ok(()))) {
-                            tx_errors += 1;
-                        }
-                    }
-                }
-                for (out, pkt) in pipe.drain_extra() {
+                let mut send = |out: PortId, pkt: &Packet| {
                     let sent = ports.get(usize::from(out)).map(|p| p.try_send(pkt.frame()));
                     if !matches!(sent, Some(Ok(()))) {
                         tx_errors += 1;
                     }
+                };
+                for (pkt, verdict) in batch.iter().zip(&verdicts) {
+                    if let Verdict::Tx(out) = verdict {
+                        send(*out, pkt);
+                    }
+                }
+                for (out, pkt) in pipe.drain_extra() {
+                    send(out, &pkt);
                 }
                 if last_report.elapsed() >= COUNTERS_EVERY {
                     last_report = Instant::now();

@@ -444,21 +444,26 @@ fn guest_to_remote_host_is_encapsulated() {
     }
 }
 
+/// `inner` as host fc00:2::10 sends it to vm1 through the tunnel.
+fn from_remote(w: &World, inner: &[u8]) -> Vec<u8> {
+    let mut buf = PacketBuf::new([&[0u8; 64][..], inner].concat(), 64, inner.len()).unwrap();
+    let params = EncapParams {
+        eth_src: ROUTER,
+        eth_dst: port_mac(w, PF0),
+        src: v6("fc00:2::10"),
+        dst: w.vm1_underlay,
+    };
+    encap::encapsulate(&mut buf, &params).unwrap();
+    buf.data().to_vec()
+}
+
 #[test]
 fn remote_host_to_guest_is_decapsulated() {
     let mut w = world(1540);
     let inner = udp(ip4("192.0.2.7"), ip4("10.0.0.1"), 20, 32)
         .to_vec()
         .unwrap();
-    let mut buf = PacketBuf::new([vec![0u8; 64], inner.clone()].concat(), 64, inner.len()).unwrap();
-    let params = EncapParams {
-        eth_src: ROUTER,
-        eth_dst: port_mac(&w, PF0),
-        src: v6("fc00:2::10"),
-        dst: w.vm1_underlay,
-    };
-    encap::encapsulate(&mut buf, &params).unwrap();
-    let frame = buf.data().to_vec();
+    let frame = from_remote(&w, &inner);
     let (v, out) = run(&mut w, PF0, frame.clone());
     assert_eq!(v, Verdict::Tx(VM1));
     let e = EthernetFrame::new_checked(&out[..]).unwrap();
@@ -758,15 +763,8 @@ fn a_tunnelled_packet_out_of_ttl_gets_time_exceeded_back_through_the_tunnel() {
     let inner = udp(ip4("192.0.2.7"), ip4("10.0.0.1"), 1, 32)
         .to_vec()
         .unwrap();
-    let mut buf = PacketBuf::new([vec![0u8; 64], inner.clone()].concat(), 64, inner.len()).unwrap();
-    let params = EncapParams {
-        eth_src: ROUTER,
-        eth_dst: port_mac(&w, PF0),
-        src: v6("fc00:2::10"),
-        dst: w.vm1_underlay,
-    };
-    encap::encapsulate(&mut buf, &params).unwrap();
-    let (v, out) = run(&mut w, PF0, buf.data().to_vec());
+    let frame = from_remote(&w, &inner);
+    let (v, out) = run(&mut w, PF0, frame);
     assert_eq!(v, Verdict::Tx(PF0));
     let e = EthernetFrame::new_checked(&out[..]).unwrap();
     assert_eq!((e.src(), e.dst()), (port_mac(&w, PF0), ROUTER));

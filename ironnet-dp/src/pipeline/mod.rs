@@ -43,7 +43,7 @@ pub const DEFAULT_FLOWS: usize = 1 << 20;
 
 use crate::config::PortKind;
 use crate::snapshot::Snapshot;
-use crate::state::{PortId, RouteTarget, VnfKind};
+use crate::state::{PortId, RouteTarget};
 use ironnet_overlay::route::Vni;
 
 /// Headroom kept in front of every frame (room for the outer headers).
@@ -313,7 +313,10 @@ impl Pipeline {
                 let Some(iface) = iface else {
                     return Verdict::Drop(DropReason::NoInterface);
                 };
-                match local_service(frame) {
+                let Some(l3) = L3::parse(frame) else {
+                    return Verdict::Drop(DropReason::Malformed);
+                };
+                match local_service(frame, &l3) {
                     Some(Local::Nd) => guest::neighbor_discovery(frame, port_mac, snap),
                     Some(Local::Dhcpv4(off)) => guest::dhcpv4(&frame[off..], port_mac, iface, snap),
                     Some(Local::Dhcpv6(off)) => {
@@ -321,7 +324,14 @@ impl Pipeline {
                     }
                     Some(Local::Echo) => icmp::echo_reply(frame).ok_or(DropReason::Malformed),
                     None => {
-                        return self.route_from_guest(snap, now, pkt, iface.vni, iface.underlay);
+                        return self.route_from_guest(
+                            snap,
+                            now,
+                            pkt,
+                            &l3,
+                            iface.vni,
+                            iface.underlay,
+                        );
                     }
                 }
             }
@@ -355,6 +365,7 @@ impl Pipeline {
         snap: &Snapshot,
         now: Instant,
         pkt: &mut Packet,
+        l3: &L3,
         vni: Vni,
         own_underlay: Ipv6Addr,
     ) -> Verdict {
@@ -364,11 +375,7 @@ impl Pipeline {
             .get(usize::from(port))
             .map_or(MacAddr::ZERO, |p| p.mac);
         let guest_mac = self.guest_mac(port);
-        let (dst, inner_len, dont_fragment) = match parse_ip(pkt.frame()) {
-            Ok(Ip::V4(ip)) => (IpAddr::V4(ip.dst()), ip.total_len(), ip.dont_frag()),
-            Ok(Ip::V6(ip)) => (IpAddr::V6(ip.dst()), ip.total_len(), true),
-            Err(_) => return Verdict::Drop(DropReason::Malformed),
-        };
+        let (dst, inner_len, dont_fragment) = (l3.dst, l3.total_len, l3.dont_fragment);
         if !routable(dst) {
             return Verdict::Drop(DropReason::NotRoutable);
         }
@@ -430,7 +437,7 @@ impl Pipeline {
             RouteTarget::Vf(out) => out,
             RouteTarget::Remote { .. } => first_pf(snap).map_or(0, |(p, _)| p),
         };
-        if let Some(reason) = self.track(pkt.frame(), vni.get(), now) {
+        if let Some(reason) = self.track(pkt.frame(), l3, vni.get(), now) {
             return Verdict::Drop(reason);
         }
         if let Some(mtu) = fragment_to {
@@ -554,7 +561,7 @@ impl Pipeline {
 
     fn uplink_ingress(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
         let pf = pkt.port;
-        {
+        let router_mac = {
             let Ok(eth) = EthernetFrame::new_checked(pkt.frame()) else {
                 return Verdict::Drop(DropReason::Malformed);
             };
@@ -564,10 +571,8 @@ impl Pipeline {
             if eth.ethertype() != EtherType::IPV6 {
                 return Verdict::Drop(DropReason::UntunnelledOnPf);
             }
-        }
-        let router_mac = EthernetFrame::new_checked(pkt.frame())
-            .map(|e| e.src())
-            .ok();
+            eth.src()
+        };
         let outer = match encap::decapsulate(&mut pkt.buf) {
             Ok(d) => d,
             Err(WireError::Unsupported { .. }) => {
@@ -579,13 +584,8 @@ impl Pipeline {
             return Verdict::Drop(DropReason::UnknownUnderlay);
         };
         // Whoever delivered a valid tunnel packet is our router.
-        if self.neighbor(pf).is_none()
-            && let Some(mac) = router_mac
-        {
-            self.learn(pf, mac);
-        }
-        match vnf.kind {
-            VnfKind::Interface | VnfKind::AliasPrefix(_) => {}
+        if self.neighbor(pf).is_none() {
+            self.learn(pf, router_mac);
         }
         let Some(out_view) = snap.ports.get(usize::from(vnf.port)) else {
             return Verdict::Drop(DropReason::NoPort);
@@ -593,7 +593,10 @@ impl Pipeline {
         if out_view.kind == PortKind::Pf {
             return Verdict::Drop(DropReason::PfToPf);
         }
-        if let Some(reason) = self.track(pkt.frame(), vnf.vni.get(), now) {
+        let Some(l3) = L3::parse(pkt.frame()) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        if let Some(reason) = self.track(pkt.frame(), &l3, vnf.vni.get(), now) {
             return Verdict::Drop(reason);
         }
         let transform = HeaderTransform {
@@ -616,8 +619,8 @@ impl Pipeline {
 
 impl Pipeline {
     /// Records the packet in the flow table; a drop reason if it cannot.
-    fn track(&mut self, frame: &[u8], vni: u32, now: Instant) -> Option<DropReason> {
-        let (key, tcp) = flow_key(frame, vni)?;
+    fn track(&mut self, frame: &[u8], l3: &L3, vni: u32, now: Instant) -> Option<DropReason> {
+        let (key, tcp) = flow_key(frame, l3, vni);
         match self.flows.track(key, tcp, now) {
             Tracked::Full => Some(DropReason::FlowTableFull),
             Tracked::New | Tracked::Known(..) => None,
@@ -625,42 +628,65 @@ impl Pipeline {
     }
 }
 
-/// The flow key (and TCP flags) of an Ethernet + IP frame. Protocols other
-/// than TCP, UDP and ICMP echo, and non-first fragments, are tracked by
-/// addresses and protocol only.
-fn flow_key(frame: &[u8], vni: u32) -> Option<(FlowKey, Option<TcpBits>)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let l3 = eth.header_len();
-    let (src, dst, protocol, body) = match parse_ip(frame).ok()? {
-        Ip::V4(ip) => {
-            let end = (l3 + ip.total_len()).min(frame.len());
-            let body = if ip.frag_offset() == 0 {
-                frame.get(l3 + ip.header_len()..end)
-            } else {
-                None
-            };
-            (
-                IpAddr::V4(ip.src()),
-                IpAddr::V4(ip.dst()),
-                ip.protocol(),
-                body,
-            )
-        }
-        Ip::V6(ip) => {
-            let upper = ip.upper_layer().ok()?;
-            let end = (l3 + ip.total_len()).min(frame.len());
-            let body = match upper.fragment {
-                Some((off, _)) if off != 0 => None,
-                _ => frame.get(l3 + upper.offset..end),
-            };
-            (
-                IpAddr::V6(ip.src()),
-                IpAddr::V6(ip.dst()),
-                upper.protocol,
-                body,
-            )
-        }
-    };
+/// The IP header fields the pipeline needs, read once per packet.
+struct L3 {
+    src: IpAddr,
+    dst: IpAddr,
+    /// Upper-layer protocol (after IPv6 extension headers).
+    protocol: IpProtocol,
+    /// Length of the IP packet.
+    total_len: usize,
+    /// IPv4 DF; always set for IPv6.
+    dont_fragment: bool,
+    /// Where the upper-layer header lies in the frame, if this packet
+    /// carries it (not a later fragment, extension headers walkable).
+    l4: Option<std::ops::Range<usize>>,
+}
+
+impl L3 {
+    /// Reads the IP header of an Ethernet frame.
+    fn parse(frame: &[u8]) -> Option<L3> {
+        let l3 = EthernetFrame::new_checked(frame).ok()?.header_len();
+        Some(match parse_ip(frame).ok()? {
+            Ip::V4(ip) => {
+                let end = (l3 + ip.total_len()).min(frame.len());
+                L3 {
+                    src: IpAddr::V4(ip.src()),
+                    dst: IpAddr::V4(ip.dst()),
+                    protocol: ip.protocol(),
+                    total_len: ip.total_len(),
+                    dont_fragment: ip.dont_frag(),
+                    l4: (ip.frag_offset() == 0).then(|| (l3 + ip.header_len()).min(end)..end),
+                }
+            }
+            Ip::V6(ip) => {
+                let end = (l3 + ip.total_len()).min(frame.len());
+                let upper = ip.upper_layer().ok();
+                L3 {
+                    src: IpAddr::V6(ip.src()),
+                    dst: IpAddr::V6(ip.dst()),
+                    protocol: upper.map_or(ip.next_header(), |u| u.protocol),
+                    total_len: ip.total_len(),
+                    dont_fragment: true,
+                    l4: upper
+                        .filter(|u| !matches!(u.fragment, Some((off, _)) if off != 0))
+                        .map(|u| (l3 + u.offset).min(end)..end),
+                }
+            }
+        })
+    }
+
+    /// The upper-layer bytes of `frame`, if present.
+    fn body<'f>(&self, frame: &'f [u8]) -> Option<&'f [u8]> {
+        frame.get(self.l4.clone()?)
+    }
+}
+
+/// The flow key (and TCP flags) of a packet. Protocols other than TCP, UDP
+/// and ICMP echo, and non-first fragments, are tracked by addresses and
+/// protocol only.
+fn flow_key(frame: &[u8], l3: &L3, vni: u32) -> (FlowKey, Option<TcpBits>) {
+    let (src, dst, protocol, body) = (l3.src, l3.dst, l3.protocol, l3.body(frame));
     let mut key = FlowKey {
         vni,
         protocol: protocol.0,
@@ -708,7 +734,7 @@ fn flow_key(frame: &[u8], vni: u32) -> Option<(FlowKey, Option<TcpBits>)> {
         }
         _ => {}
     }
-    Some((key, tcp))
+    (key, tcp)
 }
 
 fn first_pf(snap: &Snapshot) -> Option<(PortId, MacAddr)> {
@@ -747,40 +773,25 @@ enum Local {
 
 /// Whether the frame is for one of the dp's own services, and where its
 /// payload starts.
-fn local_service(frame: &[u8]) -> Option<Local> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let l3 = eth.header_len();
-    match parse_ip(frame).ok()? {
-        Ip::V4(ip) => {
-            let l4 = l3 + ip.header_len();
-            match ip.protocol() {
-                IpProtocol::UDP => {
-                    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-                    (udp.dst_port() == dhcpv4::SERVER_PORT).then_some(Local::Dhcpv4(l4 + 8))
-                }
-                IpProtocol::ICMP if ip.dst() == GATEWAY_V4 => Some(Local::Echo),
-                _ => None,
-            }
+fn local_service(frame: &[u8], l3: &L3) -> Option<Local> {
+    let l4 = l3.l4.clone()?;
+    let body = frame.get(l4.clone())?;
+    match l3.protocol {
+        IpProtocol::UDP => {
+            let udp = UdpPacket::new_checked(body).ok()?;
+            let service = match l3.dst {
+                IpAddr::V4(_) if udp.dst_port() == dhcpv4::SERVER_PORT => Local::Dhcpv4,
+                IpAddr::V6(_) if udp.dst_port() == dhcpv6::SERVER_PORT => Local::Dhcpv6,
+                _ => return None,
+            };
+            Some(service(l4.start + 8))
         }
-        Ip::V6(ip) => {
-            let upper = ip.upper_layer().ok()?;
-            let body = &frame[l3 + upper.offset..l3 + ip.total_len().min(frame.len() - l3)];
-            match upper.protocol {
-                IpProtocol::ICMPV6 => {
-                    let icmp = Icmpv6Packet::new_checked(body).ok()?;
-                    match icmp.msg_type() {
-                        133 | 135 => Some(Local::Nd),
-                        128 if ip.dst() == GATEWAY_V6 => Some(Local::Echo),
-                        _ => None,
-                    }
-                }
-                IpProtocol::UDP => {
-                    let udp = UdpPacket::new_checked(body).ok()?;
-                    (udp.dst_port() == dhcpv6::SERVER_PORT)
-                        .then_some(Local::Dhcpv6(l3 + upper.offset + 8))
-                }
-                _ => None,
-            }
-        }
+        IpProtocol::ICMP if l3.dst == IpAddr::V4(GATEWAY_V4) => Some(Local::Echo),
+        IpProtocol::ICMPV6 => match Icmpv6Packet::new_checked(body).ok()?.msg_type() {
+            133 | 135 => Some(Local::Nd),
+            128 if l3.dst == IpAddr::V6(GATEWAY_V6) => Some(Local::Echo),
+            _ => None,
+        },
+        _ => None,
     }
 }
