@@ -6,8 +6,9 @@ set -euo pipefail
 
 # Debian packages the test suite needs: the packet-level tests run guests
 # in network namespaces (iproute2), lease addresses with Debian's stock DHCP
-# client (isc-dhcp-client) and ping (iputils-ping).
-packages=(iproute2 iputils-ping isc-dhcp-client)
+# client (isc-dhcp-client), ping (iputils-ping) and move TCP through the
+# dp with offloads (iperf3).
+packages=(iproute2 iputils-ping isc-dhcp-client iperf3)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,12 +1,15 @@
-//! Guest-to-guest throughput across two hosts, ironnet-dp over TAP beside
-//! the kernel doing the same encapsulation (SRv6 `encap.red` + `End.DX4`,
-//! the topology of `shared/reference/kernel-peer.md`), runs interleaved so
-//! both see the same machine state. Reports TCP throughput (iperf3, one
-//! stream) and the 64-byte UDP packet rate that arrives (iperf3 `-l 18`),
-//! as medians of 3 and as ratios dp / kernel.
+//! Guest-to-guest throughput across two hosts: ironnet-dp over TAP with
+//! the guests' offloads (virtio-net header, TSO, checksum), ironnet-dp
+//! without them (`--no-offload`), and the kernel doing the same
+//! encapsulation (SRv6 `encap.red` + `End.DX4`, the topology of
+//! `shared/reference/kernel-peer.md`). Runs are interleaved so all three
+//! see the same machine state. Reports TCP throughput (iperf3, one stream)
+//! and the 64-byte UDP packet rate that arrives (iperf3 `-l 18`), as
+//! medians of 3 and as ratios dp / kernel. `TAP_PATH_VERBOSE=1` also
+//! prints the TCP retransmits of every run.
 //!
-//! Needs root and iperf3 (`apt-get install iperf3`); prints why and exits
-//! otherwise. `cargo bench -p ironnet-bins --bench tap_path`
+//! Needs root and iperf3 (`scripts/setup.sh` installs it); prints why and
+//! exits otherwise. `cargo bench -p ironnet-bins --bench tap_path`
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -151,12 +154,19 @@ fn kernel(topo: &mut Topology, t: &str) -> String {
 }
 
 /// The ironnet topology: guest-a -- dp A ==bridge== dp B -- guest-b.
-async fn ironnet(topo: &mut Topology, t: &str) -> String {
+async fn ironnet(topo: &mut Topology, t: &str, offload: bool) -> String {
+    let t = &format!("{t}{}", if offload { "o" } else { "n" });
     let (ga, gb, fabric) = (format!("{t}dga"), format!("{t}dgb"), format!("{t}df"));
     for ns in [&ga, &gb, &fabric] {
         topo.netns(ns).unwrap();
     }
-    let base = 30000 + (std::process::id() % 10000) as u16;
+    let base = 30000 + (std::process::id() % 10000) as u16 + if offload { 0 } else { 2 };
+    let mut extra_a = vec!["--pf-router-mac", "22:22:22:22:02:00"];
+    let mut extra_b = vec!["--pf-router-mac", "22:22:22:22:01:00"];
+    if !offload {
+        extra_a.push("--no-offload");
+        extra_b.push("--no-offload");
+    }
     let a = spawn_dp(
         topo,
         DP,
@@ -165,7 +175,7 @@ async fn ironnet(topo: &mut Topology, t: &str) -> String {
         1,
         1,
         base,
-        &["--pf-router-mac", "22:22:22:22:02:00"],
+        &extra_a,
     )
     .unwrap();
     let b = spawn_dp(
@@ -176,7 +186,7 @@ async fn ironnet(topo: &mut Topology, t: &str) -> String {
         1,
         2,
         base + 1,
-        &["--pf-router-mac", "22:22:22:22:01:00"],
+        &extra_b,
     )
     .unwrap();
     bridge_fabric(&fabric, &[&a, &b]).unwrap();
@@ -224,6 +234,12 @@ fn iperf(client_ns: &str, server: &str, udp: bool) -> f64 {
         let secs = s["seconds"].as_f64().unwrap_or(1.0);
         (packets - lost) / secs
     } else {
+        if std::env::var_os("TAP_PATH_VERBOSE").is_some() {
+            eprintln!(
+                "{client_ns}: tcp retransmits {}",
+                v["end"]["sum_sent"]["retransmits"]
+            );
+        }
         v["end"]["sum_received"]["bits_per_second"]
             .as_f64()
             .unwrap_or(0.0)
@@ -247,34 +263,46 @@ fn main() {
     let t = format!("b{}", std::process::id() % 10000);
     let mut topo = Topology::new(&t);
     let kclient = kernel(&mut topo, &t);
-    let dclient = rt.block_on(ironnet(&mut topo, &t));
+    let oclient = rt.block_on(ironnet(&mut topo, &t, true));
+    let nclient = rt.block_on(ironnet(&mut topo, &t, false));
     std::thread::sleep(Duration::from_millis(500));
-    let (mut kt, mut dt, mut ku, mut du) = (vec![], vec![], vec![], vec![]);
+    let mut runs: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+    let sides = [
+        (&kclient, "10.5.2.2"),
+        (&oclient, "10.6.0.2"),
+        (&nclient, "10.6.0.2"),
+    ];
     for _ in 0..3 {
-        kt.push(iperf(&kclient, "10.5.2.2", false));
-        dt.push(iperf(&dclient, "10.6.0.2", false));
-        ku.push(iperf(&kclient, "10.5.2.2", true));
-        du.push(iperf(&dclient, "10.6.0.2", true));
+        for (i, (client, server)) in sides.iter().enumerate() {
+            runs[i].0.push(iperf(client, server, false));
+        }
+        for (i, (client, server)) in sides.iter().enumerate() {
+            runs[i].1.push(iperf(client, server, true));
+        }
     }
-    let (kt, dt, ku, du) = (median(kt), median(dt), median(ku), median(du));
+    let [k, o, n] = runs.map(|(t, u)| (median(t), median(u)));
     println!("guest to guest across two hosts, IPv4-in-IPv6, medians of 3 interleaved runs");
     println!(
-        "{:<40} {:>14} {:>14} {:>8}",
-        "", "kernel SRv6", "ironnet-dp", "ratio"
+        "{:<34} {:>12} {:>18} {:>18} {:>8} {:>8}",
+        "", "kernel SRv6", "dp, offloads", "dp, no offloads", "ratio", "ratio"
     );
     println!(
-        "{:<40} {:>11.2} Gb {:>11.2} Gb {:>8.3}",
+        "{:<34} {:>9.2} Gb {:>15.2} Gb {:>15.2} Gb {:>8.3} {:>8.3}",
         "TCP, 1 stream (Gbit/s)",
-        kt / 1e9,
-        dt / 1e9,
-        dt / kt
+        k.0 / 1e9,
+        o.0 / 1e9,
+        n.0 / 1e9,
+        o.0 / k.0,
+        n.0 / k.0
     );
     println!(
-        "{:<40} {:>12.0} pps {:>10.0} pps {:>8.3}",
-        "UDP 64-byte frames received (pps)",
-        ku,
-        du,
-        du / ku
+        "{:<34} {:>8.0} pps {:>14.0} pps {:>14.0} pps {:>8.3} {:>8.3}",
+        "UDP 64-byte frames received",
+        k.1,
+        o.1,
+        n.1,
+        o.1 / k.1,
+        n.1 / k.1
     );
     drop(topo);
 }

@@ -243,6 +243,53 @@ pub fn ping(ns: &str, dst: &str) -> Result<String, String> {
     )
 }
 
+/// Sends `bytes` over one TCP connection with iperf3 (60 s at most) from
+/// `client_ns` to a server started in `server_ns` on `dst`; the bytes sent
+/// and the bytes the server had received when the client finished (iperf3
+/// stops counting there, so data still in flight is not in it). The
+/// server is a child that is killed if anything fails.
+pub fn tcp_transfer(
+    server_ns: &str,
+    client_ns: &str,
+    dst: &str,
+    bytes: u64,
+) -> Result<(u64, u64), String> {
+    struct Server(Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        Command::new("ip")
+            .args(["netns", "exec", server_ns, "iperf3", "-s", "-1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("iperf3 -s: {e}"))?,
+    );
+    let amount = bytes.to_string();
+    let mut last = String::new();
+    for _ in 0..50 {
+        let args = ["timeout", "60", "iperf3", "-c", dst, "-n", &amount, "-J"];
+        match in_ns(client_ns, &args) {
+            Ok(out) => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&out).map_err(|e| format!("iperf3 output: {e}"))?;
+                let count = |side: &str| v["end"][side]["bytes"].as_u64();
+                return count("sum_sent")
+                    .zip(count("sum_received"))
+                    .ok_or_else(|| format!("no byte counts in {out}"));
+            }
+            // The server may not listen yet.
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(last)
+}
+
 /// `GET /metrics` of a dp.
 pub fn metrics(dp: &DpProcess) -> Result<String, String> {
     use std::io::{Read, Write};

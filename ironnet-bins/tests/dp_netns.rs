@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ironnet_bins::testbed::{
     DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, in_ns,
-    metrics, missing, ping, run, sh,
+    metrics, missing, ping, run, sh, tcp_transfer,
 };
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
@@ -111,7 +111,7 @@ fn lease(topo: &Topology, ns: &str, dev: &str) -> (String, String) {
 }
 
 fn skip() -> bool {
-    if let Some(why) = missing(&["ip", "dhclient", "ping"]) {
+    if let Some(why) = missing(&["ip", "dhclient", "ping", "iperf3"]) {
         assert!(
             std::env::var_os("CI").is_none(),
             "packet test cannot run in CI: {why}"
@@ -261,6 +261,37 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
     assert!(ping4.is_ok(), "IPv4 across hosts: {ping4:?}");
     let ping6 = ping(&gb, "2001:db8:2::1");
     assert!(ping6.is_ok(), "IPv6 across hosts: {ping6:?}");
+
+    // TCP both ways with the guests' offloads on: their large frames are
+    // cut for the wire on one side and merged again on the other, and the
+    // guests' kernels accept what comes out.
+    const BYTES: u64 = 8 << 20;
+    for (server, client, dst) in [(&gb, &ga, "10.2.0.2"), (&ga, &gb, "2001:db8:2::1")] {
+        let got = tcp_transfer(server, client, dst, BYTES);
+        assert!(
+            got.as_ref()
+                .is_ok_and(|&(sent, received)| sent >= BYTES && received >= BYTES / 2),
+            "TCP to {dst}: (sent, received) {got:?}"
+        );
+    }
+    let offload_count = |dp: &DpProcess, kind: &str| -> u64 {
+        let text = metrics(dp).unwrap();
+        let key = format!("ironnet_dp_offload_frames_total{{kind=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    for dp in [&a, &b] {
+        assert!(
+            offload_count(dp, "segmented") > 0,
+            "a guest sent TSO frames"
+        );
+        assert!(
+            offload_count(dp, "coalesced") > 0,
+            "segments were merged for a guest"
+        );
+    }
 }
 
 /// The Linux kernel as an independent peer for the wire format: host B is

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the dp on an HTTP port (`/metrics`): packets per
-//! port, drops by reason, transmit errors, flows and interfaces.
+//! port, drops by reason, transmit errors, offload work, flows and
+//! interfaces.
 
 use std::sync::Arc;
 
@@ -94,6 +95,20 @@ impl Collector for DpCollector {
             None,
             tx_errors.metric_type(),
         )?)?;
+        let mut offload = encoder.encode_descriptor(
+            "offload_frames",
+            "Large guest frames cut into segments (segmented) and frames merged for guests (coalesced)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (kind, v) in [
+            ("segmented", stats.segmented),
+            ("coalesced", stats.coalesced),
+        ] {
+            let labels = vec![("kind".to_owned(), kind.to_owned())];
+            ConstCounter::new(v).encode(offload.encode_family(&labels)?)?;
+        }
+        drop(offload);
         let flows = ConstGauge::new(i64::try_from(stats.flows).unwrap_or(i64::MAX));
         flows.encode(encoder.encode_descriptor(
             "flows",

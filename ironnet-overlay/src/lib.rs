@@ -8,6 +8,9 @@
 //!   over byte buffers that never panic after `new_checked`, with `Repr`s
 //!   for parsing and emitting, and full and incremental checksums;
 //! - [`buf`]: a packet buffer with headroom;
+//! - [`offload`]: the virtio-net header of TAP devices, software
+//!   segmentation of TSO/USO frames, checksum completion and TCP receive
+//!   coalescing (GRO);
 //! - [`encap`]: IPv4/IPv6-in-IPv6 encapsulation as dpservice puts it on the
 //!   wire;
 //! - [`transform`]: declarative header changes (addresses, ports, TTL,
@@ -26,6 +29,7 @@
 pub mod buf;
 pub mod encap;
 pub mod lpm;
+pub mod offload;
 pub mod route;
 pub mod transform;
 pub mod underlay;

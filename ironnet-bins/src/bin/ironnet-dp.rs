@@ -72,6 +72,10 @@ struct Cli {
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long)]
     http: Option<SocketAddr>,
+    /// Open the VF TAPs without the virtio-net header: no TSO, checksum
+    /// offload or receive coalescing towards guests (one frame per packet).
+    #[arg(long)]
+    no_offload: bool,
     /// The router's MAC behind the PFs (learned from traffic otherwise).
     #[arg(long)]
     pf_router_mac: Option<MacAddr>,
@@ -113,7 +117,8 @@ async fn main() -> ExitCode {
             }
             ironnet_dp::PortKind::Vf => p.mac,
         };
-        match TapPort::create(&p.name, netdev_mac, mtu) {
+        let offload = p.kind == ironnet_dp::PortKind::Vf && !cli.no_offload;
+        match TapPort::create(&p.name, netdev_mac, mtu, offload) {
             Ok(t) => ports.push(Arc::new(t)),
             Err(e) => {
                 eprintln!("ironnet-dp: cannot create TAP {}: {e}", p.name);

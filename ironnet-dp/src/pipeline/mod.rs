@@ -87,6 +87,28 @@ impl Packet {
         Ok(())
     }
 
+    /// Receives a frame of at most `max` bytes straight into this packet's
+    /// buffer behind the headroom: `read` fills the slice it is given and
+    /// returns the frame's length. No allocation once the buffer is large
+    /// enough; on an error the packet is left empty (its buffer kept).
+    pub fn receive(
+        &mut self,
+        port: PortId,
+        max: usize,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<()> {
+        let empty = PacketBuf::new(Vec::new(), 0, 0).map_err(std::io::Error::other)?;
+        let (mut v, _, _) = std::mem::replace(&mut self.buf, empty).into_parts();
+        if v.len() < HEADROOM + max {
+            v.resize(HEADROOM + max, 0);
+        }
+        let read = read(&mut v[HEADROOM..HEADROOM + max]);
+        let len = *read.as_ref().unwrap_or(&0);
+        self.port = port;
+        self.buf = PacketBuf::new(v, HEADROOM, len.min(max)).map_err(std::io::Error::other)?;
+        read.map(|_| ())
+    }
+
     /// Replaces the frame; false (and unchanged) if that fails.
     fn replace(&mut self, frame: &[u8]) -> bool {
         match Packet::new(self.port, frame) {
@@ -144,6 +166,9 @@ pub enum DropReason {
     NoPort,
     /// The flow table is full.
     FlowTableFull,
+    /// A guest frame whose virtio-net header or segmentation request
+    /// cannot be carried out (see `ironnet_overlay::offload`).
+    BadOffload,
 }
 
 /// What to do with a packet.
@@ -244,6 +269,12 @@ impl Pipeline {
             self.neighbor.resize(i + 1, None);
         }
         self.neighbor[i] = Some(mac);
+    }
+
+    /// Counts a frame from `port` that was dropped before the pipeline
+    /// saw it (by the I/O layer's offload handling).
+    pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
+        self.count(Verdict::Drop(reason), port);
     }
 
     fn count(&mut self, verdict: Verdict, in_port: PortId) {

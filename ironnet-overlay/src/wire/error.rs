@@ -31,6 +31,8 @@ pub enum Layer {
     Encap,
     /// The packet buffer (headroom, length).
     Buffer,
+    /// The virtio-net header and segmentation offload.
+    Offload,
 }
 
 impl fmt::Display for Layer {
@@ -48,6 +50,7 @@ impl fmt::Display for Layer {
             Layer::Dhcpv6 => "dhcpv6",
             Layer::Encap => "encap",
             Layer::Buffer => "buffer",
+            Layer::Offload => "offload",
         };
         f.write_str(name)
     }
