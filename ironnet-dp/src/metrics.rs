@@ -108,7 +108,6 @@ impl Collector for DpCollector {
             let labels = vec![("kind".to_owned(), kind.to_owned())];
             ConstCounter::new(v).encode(offload.encode_family(&labels)?)?;
         }
-        drop(offload);
         let flows = ConstGauge::new(i64::try_from(stats.flows).unwrap_or(i64::MAX));
         flows.encode(encoder.encode_descriptor(
             "flows",
