@@ -15,6 +15,7 @@
 pub mod config;
 pub mod dataplane;
 pub mod error;
+pub mod firewall;
 pub mod io;
 pub mod metrics;
 pub mod pipeline;

@@ -17,6 +17,7 @@ use ironnet_overlay::route::Vni;
 use tonic::{Request, Response, Status};
 
 use crate::error::ServiceError;
+use crate::firewall::{FirewallRule, PortRange, ProtocolMatch, RuleAction, RuleDirection};
 use crate::proto;
 use crate::proto::dpd_kironcore_server::DpdKironcore;
 use crate::snapshot::Published;
@@ -312,6 +313,151 @@ impl DpService {
     }
 }
 
+/// A firewall prefix: `field.ip` with its version, `field.length` within
+/// the family.
+fn rule_prefix(p: Option<&proto::Prefix>, field: &str) -> Result<IpNet, Status> {
+    let p = p.ok_or_else(|| invalid(&format!("{field}.ip.ipver")))?;
+    let ip =
+        p.ip.as_ref()
+            .ok_or_else(|| invalid(&format!("{field}.ip.ipver")))?;
+    if proto::IpVersion::try_from(ip.ipver).is_err() {
+        return Err(invalid(&format!("{field}.ip.ipver")));
+    }
+    let addr = ip_of(Some(ip), &format!("{field}.ip"))?;
+    let len = match addr {
+        IpAddr::V4(_) => u8::try_from(p.length)
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| invalid(&format!("{field}.length")))?,
+        IpAddr::V6(_) => u8::try_from(p.length)
+            .ok()
+            .filter(|l| *l <= 128)
+            .ok_or_else(|| invalid(&format!("ip6 {field}.length")))?,
+    };
+    IpNet::new(addr, len)
+        .map(|n| n.trunc())
+        .map_err(|_| invalid(&format!("{field}.length")))
+}
+
+/// One side of a TCP/UDP port filter: `-1` lower means any port.
+fn port_range(lower: i32, upper: i32, field: &str, side: &str) -> Result<PortRange, Status> {
+    if lower == -1 {
+        return Ok(PortRange::ANY);
+    }
+    let lo = u16::try_from(lower).map_err(|_| invalid(&format!("{field}.{side}_port_lower")))?;
+    let hi = u16::try_from(upper).map_err(|_| invalid(&format!("{field}.{side}_port_upper")))?;
+    if hi < lo {
+        return Err(invalid(&format!("{field}.{side}_port range")));
+    }
+    Ok(PortRange { lo, hi })
+}
+
+fn icmp_value(v: i32, field: &str) -> Result<Option<u8>, Status> {
+    match v {
+        -1 => Ok(None),
+        v => u8::try_from(v).map(Some).map_err(|_| invalid(field)),
+    }
+}
+
+fn firewall_rule(r: Option<&proto::FirewallRule>) -> Result<FirewallRule, Status> {
+    let r = r.ok_or_else(|| invalid("rule id"))?;
+    let id = identifier(&r.id, "rule id")?;
+    let direction = match proto::TrafficDirection::try_from(r.direction) {
+        Ok(proto::TrafficDirection::Ingress) => RuleDirection::Ingress,
+        Ok(proto::TrafficDirection::Egress) => RuleDirection::Egress,
+        Err(_) => return Err(invalid("direction")),
+    };
+    let action = match proto::FirewallAction::try_from(r.action) {
+        Ok(proto::FirewallAction::Drop) => RuleAction::Drop,
+        Ok(proto::FirewallAction::Accept) => RuleAction::Accept,
+        Err(_) => return Err(invalid("action")),
+    };
+    let priority = u16::try_from(r.priority).map_err(|_| invalid("priority"))?;
+    let src = rule_prefix(r.source_prefix.as_ref(), "source_prefix")?;
+    let dst = rule_prefix(r.destination_prefix.as_ref(), "destination_prefix")?;
+    use proto::protocol_filter::Filter;
+    let protocol = match r.protocol_filter.as_ref().and_then(|f| f.filter.as_ref()) {
+        None => ProtocolMatch::Any,
+        Some(Filter::Tcp(t)) => ProtocolMatch::Tcp {
+            src: port_range(t.src_port_lower, t.src_port_upper, "tcp", "src")?,
+            dst: port_range(t.dst_port_lower, t.dst_port_upper, "tcp", "dst")?,
+        },
+        Some(Filter::Udp(u)) => ProtocolMatch::Udp {
+            src: port_range(u.src_port_lower, u.src_port_upper, "udp", "src")?,
+            dst: port_range(u.dst_port_lower, u.dst_port_upper, "udp", "dst")?,
+        },
+        Some(Filter::Icmp(i)) => ProtocolMatch::Icmp {
+            icmp_type: icmp_value(i.icmp_type, "icmp.icmp_type")?,
+            icmp_code: icmp_value(i.icmp_code, "icmp.icmp_code")?,
+        },
+    };
+    Ok(FirewallRule {
+        id,
+        direction,
+        action,
+        priority,
+        src,
+        dst,
+        protocol,
+    })
+}
+
+fn prefix_message(p: IpNet) -> proto::Prefix {
+    proto::Prefix {
+        ip: Some(ip_message(p.addr())),
+        length: u32::from(p.prefix_len()),
+        underlay_route: Vec::new(),
+    }
+}
+
+fn firewall_rule_message(r: &FirewallRule) -> proto::FirewallRule {
+    use proto::protocol_filter::Filter;
+    let ports = |p: PortRange| -> (i32, i32) {
+        if p == PortRange::ANY {
+            (-1, -1)
+        } else {
+            (i32::from(p.lo), i32::from(p.hi))
+        }
+    };
+    let filter = match r.protocol {
+        ProtocolMatch::Any => None,
+        ProtocolMatch::Tcp { src, dst } => Some(Filter::Tcp(proto::TcpFilter {
+            src_port_lower: ports(src).0,
+            src_port_upper: ports(src).1,
+            dst_port_lower: ports(dst).0,
+            dst_port_upper: ports(dst).1,
+        })),
+        ProtocolMatch::Udp { src, dst } => Some(Filter::Udp(proto::UdpFilter {
+            src_port_lower: ports(src).0,
+            src_port_upper: ports(src).1,
+            dst_port_lower: ports(dst).0,
+            dst_port_upper: ports(dst).1,
+        })),
+        ProtocolMatch::Icmp {
+            icmp_type,
+            icmp_code,
+        } => Some(Filter::Icmp(proto::IcmpFilter {
+            icmp_type: icmp_type.map_or(-1, i32::from),
+            icmp_code: icmp_code.map_or(-1, i32::from),
+        })),
+    };
+    proto::FirewallRule {
+        id: r.id.clone().into_bytes(),
+        direction: match r.direction {
+            RuleDirection::Ingress => proto::TrafficDirection::Ingress,
+            RuleDirection::Egress => proto::TrafficDirection::Egress,
+        } as i32,
+        action: match r.action {
+            RuleAction::Drop => proto::FirewallAction::Drop,
+            RuleAction::Accept => proto::FirewallAction::Accept,
+        } as i32,
+        priority: u32::from(r.priority),
+        source_prefix: Some(prefix_message(r.src)),
+        destination_prefix: Some(prefix_message(r.dst)),
+        protocol_filter: filter.map(|f| proto::ProtocolFilter { filter: Some(f) }),
+    }
+}
+
 macro_rules! unimplemented_rpcs {
     ($($name:ident($req:ident) -> $resp:ident;)*) => {
         $(
@@ -593,6 +739,64 @@ impl DpdKironcore for DpService {
         }))
     }
 
+    async fn list_firewall_rules(
+        &self,
+        req: Request<proto::ListFirewallRulesRequest>,
+    ) -> Reply<proto::ListFirewallRulesResponse> {
+        let id = identifier(&req.get_ref().interface_id, "interface_id")?;
+        let state = self.ready()?;
+        let r = state.firewall_rules(&id);
+        Ok(Response::new(proto::ListFirewallRulesResponse {
+            status: status_of(&r),
+            rules: r
+                .map(|rules| rules.iter().map(firewall_rule_message).collect())
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn create_firewall_rule(
+        &self,
+        req: Request<proto::CreateFirewallRuleRequest>,
+    ) -> Reply<proto::CreateFirewallRuleResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let rule = firewall_rule(r.rule.as_ref())?;
+        let rule_id = rule.id.clone().into_bytes();
+        let res = self.change(|s| s.create_firewall_rule(&id, rule))?;
+        Ok(Response::new(proto::CreateFirewallRuleResponse {
+            status: status_of(&res),
+            rule_id: if res.is_ok() { rule_id } else { Vec::new() },
+        }))
+    }
+
+    async fn get_firewall_rule(
+        &self,
+        req: Request<proto::GetFirewallRuleRequest>,
+    ) -> Reply<proto::GetFirewallRuleResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let rule_id = identifier(&r.rule_id, "rule_id")?;
+        let state = self.ready()?;
+        let res = state.firewall_rule(&id, &rule_id);
+        Ok(Response::new(proto::GetFirewallRuleResponse {
+            status: status_of(&res),
+            rule: res.ok().map(firewall_rule_message),
+        }))
+    }
+
+    async fn delete_firewall_rule(
+        &self,
+        req: Request<proto::DeleteFirewallRuleRequest>,
+    ) -> Reply<proto::DeleteFirewallRuleResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let rule_id = identifier(&r.rule_id, "rule_id")?;
+        let res = self.change(|s| s.delete_firewall_rule(&id, &rule_id))?;
+        Ok(Response::new(proto::DeleteFirewallRuleResponse {
+            status: status_of(&res),
+        }))
+    }
+
     unimplemented_rpcs! {
         list_load_balancer_prefixes(ListLoadBalancerPrefixesRequest) -> ListLoadBalancerPrefixesResponse;
         create_load_balancer_prefix(CreateLoadBalancerPrefixRequest) -> CreateLoadBalancerPrefixResponse;
@@ -614,10 +818,6 @@ impl DpdKironcore for DpService {
         create_neighbor_nat(CreateNeighborNatRequest) -> CreateNeighborNatResponse;
         delete_neighbor_nat(DeleteNeighborNatRequest) -> DeleteNeighborNatResponse;
         list_neighbor_nats(ListNeighborNatsRequest) -> ListNeighborNatsResponse;
-        list_firewall_rules(ListFirewallRulesRequest) -> ListFirewallRulesResponse;
-        create_firewall_rule(CreateFirewallRuleRequest) -> CreateFirewallRuleResponse;
-        get_firewall_rule(GetFirewallRuleRequest) -> GetFirewallRuleResponse;
-        delete_firewall_rule(DeleteFirewallRuleRequest) -> DeleteFirewallRuleResponse;
         capture_start(CaptureStartRequest) -> CaptureStartResponse;
         capture_stop(CaptureStopRequest) -> CaptureStopResponse;
         capture_status(CaptureStatusRequest) -> CaptureStatusResponse;

@@ -13,6 +13,7 @@ use ironnet_overlay::route::Vni;
 use ironnet_overlay::wire::MacAddr;
 
 use crate::config::PortKind;
+use crate::firewall::RuleSet;
 use crate::state::{Pxe, RouteTarget, Vnf};
 
 /// The interface on a guest port, as the pipeline needs it.
@@ -32,6 +33,8 @@ pub struct IfaceView {
     pub hostname: Option<String>,
     /// PXE settings.
     pub pxe: Option<Pxe>,
+    /// Firewall rules.
+    pub firewall: Arc<RuleSet>,
 }
 
 /// One port.
@@ -68,6 +71,8 @@ pub struct Snapshot {
     pub ipv6_overlay: bool,
     /// Underlay MTU.
     pub underlay_mtu: u16,
+    /// Changes so far to any interface's firewall rules.
+    pub firewall_epoch: u64,
 }
 
 impl Snapshot {
@@ -84,6 +89,7 @@ impl Snapshot {
             dhcpv6_dns: Vec::new(),
             ipv6_overlay: true,
             underlay_mtu: 1540,
+            firewall_epoch: 0,
         }
     }
 }

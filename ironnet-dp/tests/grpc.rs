@@ -561,3 +561,201 @@ async fn other_calls_are_unimplemented_and_version_is_checked() {
         .into_inner();
     assert!(v.service_version.starts_with("ironnet-dp-"));
 }
+
+fn fw_rule(id: &str, action: proto::FirewallAction, src_len: u32) -> proto::FirewallRule {
+    proto::FirewallRule {
+        id: id.as_bytes().to_vec(),
+        direction: proto::TrafficDirection::Ingress as i32,
+        action: action as i32,
+        priority: 100,
+        source_prefix: prefix("10.0.0.0", src_len),
+        destination_prefix: prefix("0.0.0.0", 0),
+        protocol_filter: Some(proto::ProtocolFilter {
+            filter: Some(proto::protocol_filter::Filter::Tcp(proto::TcpFilter {
+                src_port_lower: -1,
+                src_port_upper: -1,
+                dst_port_lower: 80,
+                dst_port_upper: 443,
+            })),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn firewall_rules_round_trip_with_dpservice_errors() {
+    let mut dp = start().await;
+    dp.client
+        .initialize(proto::InitializeRequest {})
+        .await
+        .unwrap();
+    let c = &mut dp.client;
+    c.create_interface(iface("vm1", "net_tap2", "10.0.0.1", "::"))
+        .await
+        .unwrap();
+    let create = |rule: proto::FirewallRule, id: &str| proto::CreateFirewallRuleRequest {
+        interface_id: id.as_bytes().to_vec(),
+        rule: Some(rule),
+    };
+    let r = c
+        .create_firewall_rule(create(
+            fw_rule("web", proto::FirewallAction::Accept, 8),
+            "vm1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((code(&r.status), r.rule_id.as_slice()), (0, &b"web"[..]));
+    // Drop rules are taken (and enforced), unlike dpservice's 441.
+    let r = c
+        .create_firewall_rule(create(
+            fw_rule("deny", proto::FirewallAction::Drop, 0),
+            "vm1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let generation = dp.published.load().generation;
+    let r = c
+        .create_firewall_rule(create(
+            fw_rule("web", proto::FirewallAction::Accept, 8),
+            "vm1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 202, "same rule id");
+    let r = c
+        .create_firewall_rule(create(
+            fw_rule("x", proto::FirewallAction::Accept, 8),
+            "vm9",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 205, "unknown interface");
+    assert_eq!(
+        dp.published.load().generation,
+        generation,
+        "rejections change nothing"
+    );
+
+    let got = c
+        .get_firewall_rule(proto::GetFirewallRuleRequest {
+            interface_id: b"vm1".to_vec(),
+            rule_id: b"web".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&got.status), 0);
+    assert_eq!(
+        got.rule,
+        Some(fw_rule("web", proto::FirewallAction::Accept, 8))
+    );
+    let list = c
+        .list_firewall_rules(proto::ListFirewallRulesRequest {
+            interface_id: b"vm1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&[u8]> = list.rules.iter().map(|r| r.id.as_slice()).collect();
+    assert_eq!(ids, [&b"web"[..], &b"deny"[..]], "creation order");
+    let del = |id: &str| proto::DeleteFirewallRuleRequest {
+        interface_id: b"vm1".to_vec(),
+        rule_id: id.as_bytes().to_vec(),
+    };
+    assert_eq!(
+        code(
+            &c.delete_firewall_rule(del("web"))
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        ),
+        0
+    );
+    assert_eq!(
+        code(
+            &c.delete_firewall_rule(del("web"))
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        ),
+        201
+    );
+
+    // Validation, before anything changes.
+    let mut bad_len = fw_rule("a", proto::FirewallAction::Accept, 33);
+    let e = c
+        .create_firewall_rule(create(bad_len.clone(), "vm1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid source_prefix.length");
+    bad_len.source_prefix = prefix("2001:db8::", 129);
+    let e = c
+        .create_firewall_rule(create(bad_len, "vm1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid ip6 source_prefix.length");
+    let mut bad = fw_rule("a", proto::FirewallAction::Accept, 8);
+    bad.direction = 7;
+    let e = c
+        .create_firewall_rule(create(bad, "vm1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid direction");
+    let mut bad = fw_rule("a", proto::FirewallAction::Accept, 8);
+    bad.priority = 70000;
+    let e = c
+        .create_firewall_rule(create(bad, "vm1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid priority");
+    let mut bad = fw_rule("a", proto::FirewallAction::Accept, 8);
+    bad.protocol_filter = Some(proto::ProtocolFilter {
+        filter: Some(proto::protocol_filter::Filter::Udp(proto::UdpFilter {
+            src_port_lower: 100,
+            src_port_upper: 99,
+            dst_port_lower: -1,
+            dst_port_upper: -1,
+        })),
+    });
+    let e = c
+        .create_firewall_rule(create(bad, "vm1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid udp.src_port range");
+    let mut bad = fw_rule("a", proto::FirewallAction::Accept, 8);
+    bad.protocol_filter = Some(proto::ProtocolFilter {
+        filter: Some(proto::protocol_filter::Filter::Icmp(proto::IcmpFilter {
+            icmp_type: 256,
+            icmp_code: -1,
+        })),
+    });
+    let e = c
+        .create_firewall_rule(create(bad, "vm1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid icmp.icmp_type");
+
+    // Deleting the interface removes its rules with it.
+    c.delete_interface(proto::DeleteInterfaceRequest {
+        interface_id: b"vm1".to_vec(),
+    })
+    .await
+    .unwrap();
+    c.create_interface(iface("vm1", "net_tap2", "10.0.0.1", "::"))
+        .await
+        .unwrap();
+    let list = c
+        .list_firewall_rules(proto::ListFirewallRulesRequest {
+            interface_id: b"vm1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.rules.is_empty());
+}

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
+use ironnet_dp::firewall::{FirewallRule, PortRange, ProtocolMatch, RuleAction, RuleDirection};
 use ironnet_dp::pipeline::{DropReason, GATEWAY_V4, GATEWAY_V6, Packet, Pipeline, Verdict};
 use ironnet_dp::state::{ExternalRoute, InterfaceSpec};
 use ironnet_dp::{DpConfig, DpState, Snapshot};
@@ -17,7 +18,7 @@ use ironnet_overlay::wire::dhcpv6::{self, Dhcpv6Packet, Dhcpv6Repr, IaNa};
 use ironnet_overlay::wire::icmpv6::NdpRepr;
 use ironnet_overlay::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet,
-    Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+    Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags,
     UdpPacket,
 };
 use proptest::prelude::*;
@@ -777,4 +778,186 @@ fn a_tunnelled_packet_out_of_ttl_gets_time_exceeded_back_through_the_tunnel() {
     assert_eq!((ip.src(), ip.dst()), (GATEWAY_V4, v4("192.0.2.7")));
     let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert_eq!((icmp.msg_type(), icmp.code()), (11, 0));
+}
+
+fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u16) -> Vec<u8> {
+    FrameSpec {
+        eth_src: GUEST1,
+        eth_dst: MacAddr([0x66, 0x66, 0x66, 0x66, 0x66, 0x00]),
+        src: ip4(src),
+        dst: ip4(dst),
+        ttl: 64,
+        l4: L4Spec::Tcp {
+            src_port: sport,
+            dst_port: dport,
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags(flags),
+            window: 1000,
+        },
+        payload: vec![],
+    }
+    .to_vec()
+    .unwrap()
+}
+
+fn rule(
+    id: &str,
+    direction: RuleDirection,
+    action: RuleAction,
+    priority: u16,
+    protocol: ProtocolMatch,
+) -> FirewallRule {
+    FirewallRule {
+        id: id.into(),
+        direction,
+        action,
+        priority,
+        src: "0.0.0.0/0".parse().unwrap(),
+        dst: "0.0.0.0/0".parse().unwrap(),
+        protocol,
+    }
+}
+
+fn tcp_to(port: u16) -> ProtocolMatch {
+    ProtocolMatch::Tcp {
+        src: PortRange::ANY,
+        dst: PortRange { lo: port, hi: port },
+    }
+}
+
+#[test]
+fn the_firewall_decides_on_the_first_packet_for_both_directions() {
+    const SYN: u16 = 0x002;
+    const ACK: u16 = 0x010;
+    let mut w = world(1540);
+    // vm1 may open HTTPS only; it takes SSH from anywhere.
+    w.state
+        .create_firewall_rule(
+            "vm1",
+            rule(
+                "out-https",
+                RuleDirection::Egress,
+                RuleAction::Accept,
+                10,
+                tcp_to(443),
+            ),
+        )
+        .unwrap();
+    w.state
+        .create_firewall_rule(
+            "vm1",
+            rule(
+                "in-ssh",
+                RuleDirection::Ingress,
+                RuleAction::Accept,
+                10,
+                tcp_to(22),
+            ),
+        )
+        .unwrap();
+    w.snap = w.state.snapshot();
+
+    let (v, _) = run(&mut w, VM1, tcp("10.0.0.1", "192.0.2.1", 40000, 443, SYN));
+    assert_eq!(v, Verdict::Tx(PF0), "egress HTTPS accepted");
+    let (v, _) = run(&mut w, VM1, tcp("10.0.0.1", "192.0.2.1", 40001, 80, SYN));
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::Firewall),
+        "egress HTTP dropped by default"
+    );
+    // The answer to the accepted flow comes in although no ingress rule
+    // allows port 40000: the decision is the flow's.
+    let reply = tcp("192.0.2.1", "10.0.0.1", 443, 40000, SYN | ACK);
+    let (v, _) = {
+        let f = from_remote(&w, &reply);
+        run(&mut w, PF0, f)
+    };
+    assert_eq!(v, Verdict::Tx(VM1));
+    // Unsolicited inbound: SSH accepted, anything else dropped.
+    let ssh = tcp("192.0.2.1", "10.0.0.1", 50000, 22, SYN);
+    assert_eq!(
+        {
+            let f = from_remote(&w, &ssh);
+            run(&mut w, PF0, f)
+        }
+        .0,
+        Verdict::Tx(VM1)
+    );
+    let smtp = tcp("192.0.2.1", "10.0.0.1", 50000, 25, SYN);
+    assert_eq!(
+        {
+            let f = from_remote(&w, &smtp);
+            run(&mut w, PF0, f)
+        }
+        .0,
+        Verdict::Drop(DropReason::Firewall)
+    );
+    // vm1's answer to the SSH flow leaves although no egress rule allows
+    // source port 22.
+    let (v, _) = run(
+        &mut w,
+        VM1,
+        tcp("10.0.0.1", "192.0.2.1", 22, 50000, SYN | ACK),
+    );
+    assert_eq!(v, Verdict::Tx(PF0));
+    // Guest to guest: vm2 (no rules) to vm1 needs vm1's ingress rules.
+    let mut to_vm1 = tcp("10.0.0.2", "10.0.0.1", 1234, 8080, SYN);
+    to_vm1[6..12].copy_from_slice(&GUEST2.0);
+    assert_eq!(
+        run(&mut w, VM2, to_vm1).0,
+        Verdict::Drop(DropReason::Firewall)
+    );
+
+    // A rule change takes effect on flows already decided.
+    w.state.delete_firewall_rule("vm1", "out-https").unwrap();
+    w.state
+        .create_firewall_rule(
+            "vm1",
+            rule(
+                "no-https",
+                RuleDirection::Egress,
+                RuleAction::Drop,
+                5,
+                tcp_to(443),
+            ),
+        )
+        .unwrap();
+    w.state
+        .create_firewall_rule(
+            "vm1",
+            rule(
+                "all",
+                RuleDirection::Egress,
+                RuleAction::Accept,
+                20,
+                ProtocolMatch::Any,
+            ),
+        )
+        .unwrap();
+    w.snap = w.state.snapshot();
+    let (v, _) = run(&mut w, VM1, tcp("10.0.0.1", "192.0.2.1", 40000, 443, ACK));
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::Firewall),
+        "the lower priority value wins"
+    );
+    let (v, _) = run(&mut w, VM1, tcp("10.0.0.1", "192.0.2.1", 40001, 80, SYN));
+    assert_eq!(v, Verdict::Tx(PF0), "the earlier drop is decided again");
+}
+
+#[test]
+fn interfaces_without_rules_accept_everything() {
+    let mut w = world(1540);
+    let (v, _) = run(&mut w, VM1, tcp("10.0.0.1", "192.0.2.1", 40000, 25, 0x002));
+    assert_eq!(v, Verdict::Tx(PF0));
+    let inbound = tcp("192.0.2.1", "10.0.0.1", 50000, 25, 0x002);
+    assert_eq!(
+        {
+            let f = from_remote(&w, &inbound);
+            run(&mut w, PF0, f)
+        }
+        .0,
+        Verdict::Tx(VM1)
+    );
 }

@@ -83,6 +83,15 @@ pub struct TcpBits {
     pub rst: bool,
 }
 
+/// The firewall's decision, cached in a flow for both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Let the flow through.
+    pub allowed: bool,
+    /// The rules' epoch it was made under (see `Snapshot::firewall_epoch`).
+    pub epoch: u64,
+}
+
 #[derive(Debug, Clone)]
 struct Flow {
     key: FlowKey,
@@ -91,6 +100,7 @@ struct Flow {
     /// Direction of the first SYN.
     syn_dir: Direction,
     packets: u64,
+    decision: Option<Decision>,
 }
 
 /// Idle timeouts.
@@ -123,6 +133,8 @@ pub struct FlowTable {
     timeouts: Timeouts,
     cursor: usize,
     live: usize,
+    /// The slot the last `track` found or created.
+    last: Option<u32>,
 }
 
 /// Slots looked at per [`FlowTable::age`] call.
@@ -139,6 +151,7 @@ impl FlowTable {
             timeouts,
             cursor: 0,
             live: 0,
+            last: None,
         }
     }
 
@@ -168,7 +181,9 @@ impl FlowTable {
     /// Looks the packet's flow up (creating it if new) and advances the TCP
     /// state.
     pub fn track(&mut self, key: FlowKey, tcp: Option<TcpBits>, now: Instant) -> Tracked {
+        self.last = None;
         if let Some(&slot) = self.keys.get(&key) {
+            self.last = Some(slot);
             let Some(Some(flow)) = self.slots.get_mut(slot as usize) else {
                 return Tracked::Full;
             };
@@ -205,6 +220,7 @@ impl FlowTable {
             state,
             syn_dir: Direction::Original,
             packets: 1,
+            decision: None,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -222,7 +238,18 @@ impl FlowTable {
         self.keys.insert(key, slot);
         self.keys.insert(key.reversed(), slot);
         self.live += 1;
+        self.last = Some(slot);
         Tracked::New
+    }
+
+    /// The firewall decision of the flow the last [`track`](Self::track)
+    /// found or created (none after [`Tracked::Full`]), to read and set.
+    pub fn last_decision_mut(&mut self) -> Option<&mut Option<Decision>> {
+        let slot = self.last?;
+        self.slots
+            .get_mut(slot as usize)?
+            .as_mut()
+            .map(|f| &mut f.decision)
     }
 
     /// The state of the flow `key` belongs to.
@@ -234,6 +261,7 @@ impl FlowTable {
     /// Removes up to [`AGE_BUDGET`] slots' worth of idle flows; returns how
     /// many went. Call it once per batch.
     pub fn age(&mut self, now: Instant) -> usize {
+        self.last = None;
         let n = self.slots.len();
         if n == 0 {
             return 0;
@@ -262,6 +290,7 @@ impl FlowTable {
     /// Removes every flow matching `pred` on its original key (used when
     /// an interface goes away); returns how many.
     pub fn purge(&mut self, mut pred: impl FnMut(&FlowKey) -> bool) -> usize {
+        self.last = None;
         let mut removed = 0;
         for i in 0..self.slots.len() {
             let hit = self.slots[i].as_ref().is_some_and(|f| pred(&f.key));

@@ -36,13 +36,14 @@ use ironnet_overlay::wire::{
 
 pub use guest::{GATEWAY_V4, GATEWAY_V6};
 
-use conntrack::{FlowKey, FlowTable, TcpBits, Timeouts, Tracked};
+use conntrack::{Decision, Direction, FlowKey, FlowTable, TcpBits, Timeouts, Tracked};
 
 /// Flows a pipeline tracks by default.
 pub const DEFAULT_FLOWS: usize = 1 << 20;
 
 use crate::config::PortKind;
-use crate::snapshot::Snapshot;
+use crate::firewall::{PacketInfo, RuleAction, RuleDirection, RuleSet};
+use crate::snapshot::{IfaceView, Snapshot};
 use crate::state::{PortId, RouteTarget};
 use ironnet_overlay::route::Vni;
 
@@ -166,6 +167,9 @@ pub enum DropReason {
     NoPort,
     /// The flow table is full.
     FlowTableFull,
+    /// A firewall rule (or the default of an interface with rules) drops
+    /// the flow.
+    Firewall,
     /// A guest frame whose virtio-net header or segmentation request
     /// cannot be carried out (see `ironnet_overlay::offload`).
     BadOffload,
@@ -468,8 +472,23 @@ impl Pipeline {
             RouteTarget::Vf(out) => out,
             RouteTarget::Remote { .. } => first_pf(snap).map_or(0, |(p, _)| p),
         };
-        if let Some(reason) = self.track(pkt.frame(), l3, vni.get(), now) {
-            return Verdict::Drop(reason);
+        let dir = match self.track(pkt.frame(), l3, vni.get(), now) {
+            Ok(dir) => dir,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        let from = snap
+            .ports
+            .get(usize::from(port))
+            .and_then(|p| p.iface.as_ref());
+        let to = match *target {
+            RouteTarget::Vf(out) => snap
+                .ports
+                .get(usize::from(out))
+                .and_then(|p| p.iface.as_ref()),
+            RouteTarget::Remote { .. } => None,
+        };
+        if !self.firewall_allows(snap, pkt.frame(), l3, dir, from, to) {
+            return Verdict::Drop(DropReason::Firewall);
         }
         if let Some(mtu) = fragment_to {
             return self.fragment_and_send(pkt, mtu, &transform, out, port_mac, guest_mac);
@@ -627,8 +646,12 @@ impl Pipeline {
         let Some(l3) = L3::parse(pkt.frame()) else {
             return Verdict::Drop(DropReason::Malformed);
         };
-        if let Some(reason) = self.track(pkt.frame(), &l3, vnf.vni.get(), now) {
-            return Verdict::Drop(reason);
+        let dir = match self.track(pkt.frame(), &l3, vnf.vni.get(), now) {
+            Ok(dir) => dir,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        if !self.firewall_allows(snap, pkt.frame(), &l3, dir, None, out_view.iface.as_ref()) {
+            return Verdict::Drop(DropReason::Firewall);
         }
         let transform = HeaderTransform {
             decrement_ttl: true,
@@ -649,13 +672,62 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Records the packet in the flow table; a drop reason if it cannot.
-    fn track(&mut self, frame: &[u8], l3: &L3, vni: u32, now: Instant) -> Option<DropReason> {
+    /// Records the packet in the flow table: its direction in the flow,
+    /// or a drop reason if it cannot be tracked.
+    fn track(
+        &mut self,
+        frame: &[u8],
+        l3: &L3,
+        vni: u32,
+        now: Instant,
+    ) -> Result<Direction, DropReason> {
         let (key, tcp) = flow_key(frame, l3, vni);
         match self.flows.track(key, tcp, now) {
-            Tracked::Full => Some(DropReason::FlowTableFull),
-            Tracked::New | Tracked::Known(..) => None,
+            Tracked::Full => Err(DropReason::FlowTableFull),
+            Tracked::New => Ok(Direction::Original),
+            Tracked::Known(dir, _) => Ok(dir),
         }
+    }
+
+    /// Whether the firewall lets a packet from interface `from` to
+    /// interface `to` (`None`: another host) through. The decision is made
+    /// for the flow's original direction (egress rules of its sender,
+    /// ingress rules of its receiver) on its first packet, and again after
+    /// any rules changed; in between it is read from the flow the last
+    /// `track` found.
+    fn firewall_allows(
+        &mut self,
+        snap: &Snapshot,
+        frame: &[u8],
+        l3: &L3,
+        dir: Direction,
+        from: Option<&IfaceView>,
+        to: Option<&IfaceView>,
+    ) -> bool {
+        let (from, to) = (from.map(|i| &*i.firewall), to.map(|i| &*i.firewall));
+        if from.is_none_or(RuleSet::is_empty) && to.is_none_or(RuleSet::is_empty) {
+            return true;
+        }
+        let epoch = snap.firewall_epoch;
+        if let Some(Some(d)) = self.flows.last_decision_mut()
+            && d.epoch == epoch
+        {
+            return d.allowed;
+        }
+        let info = packet_info(frame, l3);
+        let (sender, receiver, info) = match dir {
+            Direction::Original => (from, to, info),
+            Direction::Reply => (to, from, info.reversed()),
+        };
+        let accepts = |rules: Option<&RuleSet>, d: RuleDirection| {
+            rules.is_none_or(|r| r.decide(d, &info) == RuleAction::Accept)
+        };
+        let allowed =
+            accepts(sender, RuleDirection::Egress) && accepts(receiver, RuleDirection::Ingress);
+        if let Some(slot) = self.flows.last_decision_mut() {
+            *slot = Some(Decision { allowed, epoch });
+        }
+        allowed
     }
 }
 
@@ -766,6 +838,29 @@ fn flow_key(frame: &[u8], l3: &L3, vni: u32) -> (FlowKey, Option<TcpBits>) {
         _ => {}
     }
     (key, tcp)
+}
+
+/// What the firewall looks at in a packet.
+fn packet_info(frame: &[u8], l3: &L3) -> PacketInfo {
+    let mut info = PacketInfo {
+        src: l3.src,
+        dst: l3.dst,
+        protocol: l3.protocol.0,
+        src_port: 0,
+        dst_port: 0,
+        icmp: None,
+    };
+    match (l3.protocol, l3.body(frame)) {
+        (IpProtocol::TCP | IpProtocol::UDP, Some(b)) if b.len() >= 4 => {
+            info.src_port = u16::from_be_bytes([b[0], b[1]]);
+            info.dst_port = u16::from_be_bytes([b[2], b[3]]);
+        }
+        (IpProtocol::ICMP | IpProtocol::ICMPV6, Some(b)) if b.len() >= 2 => {
+            info.icmp = Some((b[0], b[1]));
+        }
+        _ => {}
+    }
+    info
 }
 
 fn first_pf(snap: &Snapshot) -> Option<(PortId, MacAddr)> {

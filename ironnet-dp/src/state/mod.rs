@@ -18,8 +18,11 @@ use ironnet_alloc::UnderlayAllocator;
 use ironnet_overlay::lpm::VniTablesBuilder;
 use ironnet_overlay::route::Vni;
 
+mod firewall;
+
 use crate::config::{DpConfig, PortKind};
 use crate::error::ServiceError;
+use crate::firewall::{FirewallRule, RuleSet};
 use crate::snapshot::{IfaceView, PortView, Snapshot};
 
 /// Index of a port in [`DpConfig::ports`].
@@ -112,6 +115,8 @@ pub struct Interface {
     pub hostname: Option<String>,
     /// Alias prefixes with their underlay addresses.
     pub prefixes: BTreeMap<IpNet, Ipv6Addr>,
+    /// Firewall rules in creation order.
+    pub rules: Vec<FirewallRule>,
 }
 
 /// A route programmed with CreateRoute.
@@ -151,6 +156,9 @@ pub struct DpState {
     underlay: UnderlayAllocator,
     rng: u64,
     generation: u64,
+    /// Changes of any interface's firewall rules (flows decided under an
+    /// older epoch are decided again).
+    firewall_epoch: u64,
 }
 
 fn host_route(addr: IpAddr) -> IpNet {
@@ -177,6 +185,7 @@ impl DpState {
             vnf: BTreeMap::new(),
             rng,
             generation: 0,
+            firewall_epoch: 0,
         }
     }
 
@@ -330,6 +339,7 @@ impl DpState {
                 pxe: spec.pxe,
                 hostname: spec.hostname,
                 prefixes: BTreeMap::new(),
+                rules: Vec::new(),
             },
         );
         self.changed();
@@ -354,6 +364,9 @@ impl DpState {
         }
         self.release_underlay(iface.underlay);
         self.unref_vni(iface.vni);
+        if !iface.rules.is_empty() {
+            self.firewall_epoch += 1;
+        }
         self.changed();
         Ok(())
     }
@@ -557,6 +570,7 @@ impl DpState {
                         underlay: iface.underlay,
                         hostname: iface.hostname.clone(),
                         pxe: iface.pxe.clone(),
+                        firewall: std::sync::Arc::new(RuleSet::new(&iface.rules)),
                     });
                 PortView {
                     kind: p.kind,
@@ -576,6 +590,7 @@ impl DpState {
             dhcpv6_dns: self.config.dhcpv6_dns.clone(),
             ipv6_overlay: self.config.ipv6_overlay,
             underlay_mtu: self.config.underlay_mtu,
+            firewall_epoch: self.firewall_epoch,
         }
     }
 }
