@@ -17,6 +17,7 @@ pub mod dataplane;
 pub mod error;
 pub mod firewall;
 pub mod io;
+pub mod maglev;
 pub mod metrics;
 pub mod pipeline;
 pub mod proto;
