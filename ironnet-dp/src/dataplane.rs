@@ -301,21 +301,15 @@ impl Worker {
             return;
         };
         if let Some(frame) = self.gro.flush() {
-            if frame.get(1).is_some_and(|&gso| gso != VnetHdr::GSO_NONE) {
+            if VnetHdr::parse(frame).is_ok_and(|h| h.is_gso()) {
                 self.coalesced += 1;
             }
-            let sent = self.ports.get(usize::from(out)).map(|p| p.try_send(frame));
-            if !matches!(sent, Some(Ok(()))) {
-                self.tx_errors += 1;
-            }
+            send_on(&self.ports, &mut self.tx_errors, out, frame);
         }
     }
 
     fn send(&mut self, out: PortId, frame: &[u8]) {
-        let sent = self.ports.get(usize::from(out)).map(|p| p.try_send(frame));
-        if !matches!(sent, Some(Ok(()))) {
-            self.tx_errors += 1;
-        }
+        send_on(&self.ports, &mut self.tx_errors, out, frame);
     }
 
     fn fail(&mut self, port: usize, error: &io::Error) {
@@ -360,5 +354,13 @@ impl Worker {
             s.segmented = self.segmented;
             s.coalesced = self.coalesced;
         }
+    }
+}
+
+/// Sends `frame` on port `out`, counting a refusal in `tx_errors`.
+fn send_on(ports: &[Arc<dyn PortIo>], tx_errors: &mut u64, out: PortId, frame: &[u8]) {
+    let sent = ports.get(usize::from(out)).map(|p| p.try_send(frame));
+    if !matches!(sent, Some(Ok(()))) {
+        *tx_errors += 1;
     }
 }

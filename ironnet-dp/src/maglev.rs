@@ -108,11 +108,17 @@ impl Maglev {
     /// The table for `targets` (duplicates ignored; at most
     /// [`MAX_TARGETS`] are used, the lowest addresses).
     pub fn new(targets: impl IntoIterator<Item = Ipv6Addr>) -> Self {
+        Self::with_size(targets, TABLE_SIZE)
+    }
+
+    /// The same with a table of `size` slots (a prime, at least 2), to
+    /// compare sizes; the data plane uses [`Maglev::new`].
+    pub fn with_size(targets: impl IntoIterator<Item = Ipv6Addr>, size: usize) -> Self {
         let mut targets: Vec<Ipv6Addr> = targets.into_iter().collect();
         targets.sort_by_key(|a| a.octets());
         targets.dedup();
         targets.truncate(MAX_TARGETS);
-        let table = populate(&targets);
+        let table = populate(&targets, size.max(2));
         Maglev { targets, table }
     }
 
@@ -131,13 +137,13 @@ impl Maglev {
         if self.table.is_empty() {
             return None;
         }
-        let slot = (hash % TABLE_SIZE as u64) as usize;
+        let slot = (hash % self.table.len() as u64) as usize;
         let index = *self.table.get(slot)?;
         self.targets.get(usize::from(index)).copied()
     }
 }
 
-fn populate(targets: &[Ipv6Addr]) -> Vec<u8> {
+fn populate(targets: &[Ipv6Addr], size: usize) -> Vec<u8> {
     if targets.is_empty() {
         return Vec::new();
     }
@@ -145,26 +151,26 @@ fn populate(targets: &[Ipv6Addr]) -> Vec<u8> {
         .iter()
         .map(|t| {
             let b = t.octets();
-            let offset = murmur2(&b) as usize % TABLE_SIZE;
-            let skip = djb(&b) as usize % (TABLE_SIZE - 1) + 1;
+            let offset = murmur2(&b) as usize % size;
+            let skip = djb(&b) as usize % (size - 1) + 1;
             (offset, skip)
         })
         .collect();
     const FREE: u8 = u8::MAX;
-    let mut table = vec![FREE; TABLE_SIZE];
+    let mut table = vec![FREE; size];
     let mut next = vec![0usize; targets.len()];
     let mut filled = 0;
     'fill: loop {
         let mut progressed = false;
         for (i, &(offset, skip)) in prefs.iter().enumerate() {
-            while next[i] < TABLE_SIZE {
-                let slot = (offset + next[i] * skip) % TABLE_SIZE;
+            while next[i] < size {
+                let slot = (offset + next[i] * skip) % size;
                 next[i] += 1;
                 if table[slot] == FREE {
                     table[slot] = i as u8;
                     filled += 1;
                     progressed = true;
-                    if filled == TABLE_SIZE {
+                    if filled == size {
                         break 'fill;
                     }
                     break;
@@ -175,7 +181,7 @@ fn populate(targets: &[Ipv6Addr]) -> Vec<u8> {
             break;
         }
     }
-    // Every preference list covers all slots (503 is prime), so this
+    // Every preference list covers all slots (the size is prime), so this
     // never happens; dpservice fills leftovers the same way.
     for (slot, entry) in table.iter_mut().enumerate() {
         if *entry == FREE {

@@ -60,8 +60,9 @@ fn seq_of(frame: &[u8]) -> u32 {
     u32::from_be_bytes(frame[n - 4..].try_into().unwrap())
 }
 
-/// Two guests in VNI 100 on VF ports 2 and 3 of a 2-PF, 2-VF dp.
-fn start() -> (DpState, Published, Dataplane, Vec<MemoryPortHandle>) {
+/// A 2-PF, 2-VF dp with guest vm1 (10.0.0.1, VNI 100) on VF port 2;
+/// with `vnet`, the guest ports carry virtio-net headers.
+fn start(vnet: bool) -> (DpState, Published, Dataplane, Vec<MemoryPortHandle>) {
     let mut state = DpState::new(DpConfig::tap("fc00:1::1".parse().unwrap(), 2), 7);
     state.initialize();
     state
@@ -70,13 +71,25 @@ fn start() -> (DpState, Published, Dataplane, Vec<MemoryPortHandle>) {
     let published = Published::new(state.snapshot());
     let mut ports: Vec<Arc<dyn PortIo>> = Vec::new();
     let mut handles = Vec::new();
-    for _ in 0..4 {
-        let (port, handle) = MemoryPort::pair();
+    for i in 0..4 {
+        let (port, handle) = if vnet && i >= 2 {
+            MemoryPort::pair_with_vnet_hdr()
+        } else {
+            MemoryPort::pair()
+        };
         ports.push(Arc::new(port));
         handles.push(handle);
     }
     let dp = Dataplane::spawn(ports, published.clone(), Pipeline::new());
     (state, published, dp, handles)
+}
+
+/// Plugs guest vm2 (10.0.0.2) into VF port 3 of a running dp.
+fn add_vm2(state: &mut DpState, published: &Published) {
+    state
+        .create_interface(spec("vm2", "net_tap3", "10.0.0.2"))
+        .unwrap();
+    published.store(state.snapshot());
 }
 
 async fn next(h: &mut MemoryPortHandle) -> Vec<u8> {
@@ -88,12 +101,9 @@ async fn next(h: &mut MemoryPortHandle) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_directions_at_once_arrive_complete_and_in_order() {
-    let (mut state, published, dp, mut h) = start();
+    let (mut state, published, dp, mut h) = start(false);
     // vm2 appears after the worker started: a new snapshot is enough.
-    state
-        .create_interface(spec("vm2", "net_tap3", "10.0.0.2"))
-        .unwrap();
-    published.store(state.snapshot());
+    add_vm2(&mut state, &published);
     const N: u32 = 1000;
     for seq in 0..N {
         h[VM1].inject(frame(1, "10.0.0.1", "10.0.0.2", seq));
@@ -122,7 +132,7 @@ async fn both_directions_at_once_arrive_complete_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_after_an_idle_period_wakes_the_worker() {
-    let (_state, _published, _dp, mut h) = start();
+    let (_state, _published, _dp, mut h) = start(false);
     tokio::time::sleep(Duration::from_millis(50)).await;
     // To an address without a route: the guest gets ICMP unreachable back.
     h[VM1].inject(frame(1, "10.0.0.1", "10.9.9.9", 7));
@@ -132,35 +142,10 @@ async fn a_frame_after_an_idle_period_wakes_the_worker() {
     assert_eq!(reply[14 + 20], 3, "destination unreachable");
 }
 
-/// Like [`start`], with the guest ports carrying virtio-net headers.
-fn start_offload() -> (DpState, Published, Dataplane, Vec<MemoryPortHandle>) {
-    let mut state = DpState::new(DpConfig::tap("fc00:1::1".parse().unwrap(), 2), 7);
-    state.initialize();
-    state
-        .create_interface(spec("vm1", "net_tap2", "10.0.0.1"))
-        .unwrap();
-    state
-        .create_interface(spec("vm2", "net_tap3", "10.0.0.2"))
-        .unwrap();
-    let published = Published::new(state.snapshot());
-    let mut ports: Vec<Arc<dyn PortIo>> = Vec::new();
-    let mut handles = Vec::new();
-    for i in 0..4 {
-        let (port, handle) = if i >= 2 {
-            MemoryPort::pair_with_vnet_hdr()
-        } else {
-            MemoryPort::pair()
-        };
-        ports.push(Arc::new(port));
-        handles.push(handle);
-    }
-    let dp = Dataplane::spawn(ports, published.clone(), Pipeline::new());
-    (state, published, dp, handles)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vnet_ports_strip_and_add_the_header() {
-    let (_state, _published, _dp, mut h) = start_offload();
+    let (mut state, published, _dp, mut h) = start(true);
+    add_vm2(&mut state, &published);
     let mut f = vec![0u8; VNET_HDR_LEN];
     f.extend(frame(1, "10.0.0.1", "10.0.0.2", 5));
     h[VM1].inject(f);
@@ -209,7 +194,8 @@ fn tso_frame(dst: &str, data: &[u8], mss: u16) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tso_from_a_guest_is_cut_for_the_wire_and_merged_for_a_guest() {
-    let (mut state, published, dp, mut h) = start_offload();
+    let (mut state, published, dp, mut h) = start(true);
+    add_vm2(&mut state, &published);
     state
         .create_route(ExternalRoute {
             vni: Vni::new(100).unwrap(),
