@@ -41,12 +41,27 @@ pub enum ServiceError {
     /// 304: the route belongs to another port (an interface route).
     #[error("ROUTE_BAD_PORT")]
     RouteBadPort,
+    /// 323: the address is already a translated destination in the VNI.
+    #[error("DNAT_EXISTS")]
+    DnatExists,
+    /// 341: the interface has no virtual IP / NAT.
+    #[error("SNAT_NO_DATA")]
+    SnatNoData,
+    /// 343: the interface already has a virtual IP / NAT.
+    #[error("SNAT_EXISTS")]
+    SnatExists,
     /// 401: the underlay address is taken.
     #[error("VNF_INSERT")]
     VnfInsert,
     /// 402: the interface id is already mapped to another device.
     #[error("VM_HANDLE")]
     VmHandle,
+    /// 422: no such load balancer.
+    #[error("NO_LB")]
+    NoLb,
+    /// 423: the load balancer has the most targets it can.
+    #[error("BACKIP_ADD")]
+    BackIpAdd,
 }
 
 impl ServiceError {
@@ -64,8 +79,13 @@ impl ServiceError {
             ServiceError::RouteExists => 301,
             ServiceError::RouteNotFound => 302,
             ServiceError::RouteBadPort => 304,
+            ServiceError::DnatExists => 323,
+            ServiceError::SnatNoData => 341,
+            ServiceError::SnatExists => 343,
             ServiceError::VnfInsert => 401,
             ServiceError::VmHandle => 402,
+            ServiceError::NoLb => 422,
+            ServiceError::BackIpAdd => 423,
         }
     }
 }

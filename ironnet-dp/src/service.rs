@@ -4,9 +4,9 @@
 //! text in `bytes` fields; every RPC but Initialize answers ABORTED "not
 //! initialized" until Initialize was called; malformed requests get
 //! INVALID_ARGUMENT with dpservice's message ("Invalid interface_id" …);
-//! service errors come back with gRPC OK and `Status{code, name}`. RPCs of
-//! the network functions not built yet answer UNIMPLEMENTED, never a fake
-//! success. After every successful change a new snapshot is published to
+//! service errors come back with gRPC OK and `Status{code, name}`. The
+//! packet-capture RPCs (hardware offload only in dpservice) answer
+//! UNIMPLEMENTED, never a fake success. After every successful change a new snapshot is published to
 //! the pipeline.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -21,7 +21,10 @@ use crate::firewall::{FirewallRule, PortRange, ProtocolMatch, RuleAction, RuleDi
 use crate::proto;
 use crate::proto::dpd_kironcore_server::DpdKironcore;
 use crate::snapshot::Published;
-use crate::state::{DpState, ExternalRoute, Interface, InterfaceSpec, Pxe, VniType};
+use crate::state::{
+    DpState, ExternalRoute, Interface, InterfaceSpec, LbPort, LbSpec, MAX_LB_PORTS, NeighborNat,
+    Pxe, VniType,
+};
 
 /// Longest identifier (dpservice's 64-byte buffers hold 63 characters).
 const MAX_ID: usize = 63;
@@ -458,6 +461,70 @@ fn firewall_rule_message(r: &FirewallRule) -> proto::FirewallRule {
     }
 }
 
+/// A NAT port range: both ports at most 65535 and `min < max`.
+fn nat_ports(min: u32, max: u32) -> Result<(u16, u16), Status> {
+    let min = u16::try_from(min).map_err(|_| invalid("min_port"))?;
+    let max = u16::try_from(max).map_err(|_| invalid("max_port"))?;
+    if min >= max {
+        return Err(invalid("port range"));
+    }
+    Ok((min, max))
+}
+
+/// The NAT IP a list call filters on: `None` for `0.0.0.0` (all), an
+/// IPv6 address is a service error (204).
+fn nat_filter(
+    ip: Option<&proto::IpAddress>,
+) -> Result<Result<Option<Ipv4Addr>, ServiceError>, Status> {
+    Ok(match ip_of(ip, "nat_ip")? {
+        IpAddr::V4(a) if a.is_unspecified() => Ok(None),
+        IpAddr::V4(a) => Ok(Some(a)),
+        IpAddr::V6(_) => Err(ServiceError::BadIpVersion),
+    })
+}
+
+/// Balanced ports: at most 15, TCP or UDP, ports 1..=65535, no
+/// duplicates.
+fn lb_ports(ports: &[proto::LbPort]) -> Result<Vec<LbPort>, Status> {
+    if ports.len() > MAX_LB_PORTS {
+        return Err(Status::invalid_argument("Too many loadbalanced_ports"));
+    }
+    let mut out: Vec<LbPort> = Vec::with_capacity(ports.len());
+    for p in ports {
+        let port = u16::try_from(p.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid("loadbalanced_ports.port"))?;
+        let protocol = match proto::Protocol::try_from(p.protocol) {
+            Ok(proto::Protocol::Tcp) => 6,
+            Ok(proto::Protocol::Udp) => 17,
+            _ => return Err(invalid("loadbalanced_ports.protocol")),
+        };
+        let entry = LbPort { protocol, port };
+        if out.contains(&entry) {
+            return Err(Status::invalid_argument(
+                "Duplicate loadbalanced_ports entry",
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn lb_port_messages(ports: &[LbPort]) -> Vec<proto::LbPort> {
+    ports
+        .iter()
+        .map(|p| proto::LbPort {
+            port: u32::from(p.port),
+            protocol: if p.protocol == 6 {
+                proto::Protocol::Tcp
+            } else {
+                proto::Protocol::Udp
+            } as i32,
+        })
+        .collect()
+}
+
 macro_rules! unimplemented_rpcs {
     ($($name:ident($req:ident) -> $resp:ident;)*) => {
         $(
@@ -797,27 +864,359 @@ impl DpdKironcore for DpService {
         }))
     }
 
+    async fn list_load_balancer_prefixes(
+        &self,
+        req: Request<proto::ListLoadBalancerPrefixesRequest>,
+    ) -> Reply<proto::ListLoadBalancerPrefixesResponse> {
+        let id = identifier(&req.get_ref().interface_id, "interface_id")?;
+        let r = self.ready()?.lb_prefixes(&id);
+        Ok(Response::new(proto::ListLoadBalancerPrefixesResponse {
+            status: status_of(&r),
+            prefixes: r
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(p, u)| proto::Prefix {
+                    ip: Some(ip_message(p.addr())),
+                    length: u32::from(p.prefix_len()),
+                    underlay_route: text_bytes(u),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_load_balancer_prefix(
+        &self,
+        req: Request<proto::CreateLoadBalancerPrefixRequest>,
+    ) -> Reply<proto::CreateLoadBalancerPrefixResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let prefix = prefix_of(r.prefix.as_ref(), "prefix")?;
+        let preferred = self.preferred(&r.preferred_underlay_route, "preferred_underlay_route")?;
+        let res = self.change(|s| s.create_lb_prefix(&id, prefix, preferred))?;
+        Ok(Response::new(proto::CreateLoadBalancerPrefixResponse {
+            status: status_of(&res),
+            underlay_route: res.map(text_bytes).unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_load_balancer_prefix(
+        &self,
+        req: Request<proto::DeleteLoadBalancerPrefixRequest>,
+    ) -> Reply<proto::DeleteLoadBalancerPrefixResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let prefix = prefix_of(r.prefix.as_ref(), "prefix")?;
+        let res = self.change(|s| s.delete_lb_prefix(&id, prefix))?;
+        Ok(Response::new(proto::DeleteLoadBalancerPrefixResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn create_vip(
+        &self,
+        req: Request<proto::CreateVipRequest>,
+    ) -> Reply<proto::CreateVipResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let vip = ip_of(r.vip_ip.as_ref(), "vip_ip")?;
+        let preferred = self.preferred(&r.preferred_underlay_route, "preferred_underlay_route")?;
+        let res = self.change(|s| match vip {
+            IpAddr::V4(vip) => s.create_vip(&id, vip, preferred),
+            IpAddr::V6(_) => Err(ServiceError::BadIpVersion),
+        })?;
+        Ok(Response::new(proto::CreateVipResponse {
+            status: status_of(&res),
+            underlay_route: res.map(text_bytes).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_vip(&self, req: Request<proto::GetVipRequest>) -> Reply<proto::GetVipResponse> {
+        let id = identifier(&req.get_ref().interface_id, "interface_id")?;
+        let res = self.ready()?.vip(&id);
+        Ok(Response::new(proto::GetVipResponse {
+            status: status_of(&res),
+            vip_ip: res.ok().map(|(ip, _)| ip_message(IpAddr::V4(ip))),
+            underlay_route: res.map(|(_, u)| text_bytes(u)).unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_vip(
+        &self,
+        req: Request<proto::DeleteVipRequest>,
+    ) -> Reply<proto::DeleteVipResponse> {
+        let id = identifier(&req.get_ref().interface_id, "interface_id")?;
+        let res = self.change(|s| s.delete_vip(&id))?;
+        Ok(Response::new(proto::DeleteVipResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn create_load_balancer(
+        &self,
+        req: Request<proto::CreateLoadBalancerRequest>,
+    ) -> Reply<proto::CreateLoadBalancerResponse> {
+        let r = req.get_ref();
+        let spec = LbSpec {
+            id: identifier(&r.loadbalancer_id, "loadbalancer_id")?,
+            vni: vni_of(r.vni)?,
+            ip: ip_of(r.loadbalanced_ip.as_ref(), "loadbalanced_ip")?,
+            ports: lb_ports(&r.loadbalanced_ports)?,
+            preferred_underlay: self
+                .preferred(&r.preferred_underlay_route, "preferred_underlay_route")?,
+        };
+        let res = self.change(|s| s.create_lb(spec))?;
+        Ok(Response::new(proto::CreateLoadBalancerResponse {
+            status: status_of(&res),
+            underlay_route: res.map(text_bytes).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_load_balancer(
+        &self,
+        req: Request<proto::GetLoadBalancerRequest>,
+    ) -> Reply<proto::GetLoadBalancerResponse> {
+        let id = identifier(&req.get_ref().loadbalancer_id, "loadbalancer_id")?;
+        let state = self.ready()?;
+        let res = state.lb(&id);
+        Ok(Response::new(match res {
+            Ok(lb) => proto::GetLoadBalancerResponse {
+                status: success(),
+                loadbalanced_ip: Some(ip_message(lb.ip)),
+                vni: lb.vni.get(),
+                loadbalanced_ports: lb_port_messages(&lb.ports),
+                underlay_route: text_bytes(lb.underlay),
+            },
+            Err(e) => proto::GetLoadBalancerResponse {
+                status: failure(e),
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn delete_load_balancer(
+        &self,
+        req: Request<proto::DeleteLoadBalancerRequest>,
+    ) -> Reply<proto::DeleteLoadBalancerResponse> {
+        let id = identifier(&req.get_ref().loadbalancer_id, "loadbalancer_id")?;
+        let res = self.change(|s| s.delete_lb(&id))?;
+        Ok(Response::new(proto::DeleteLoadBalancerResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn list_load_balancers(
+        &self,
+        _: Request<proto::ListLoadBalancersRequest>,
+    ) -> Reply<proto::ListLoadBalancersResponse> {
+        let state = self.ready()?;
+        Ok(Response::new(proto::ListLoadBalancersResponse {
+            status: success(),
+            loadbalancers: state
+                .lbs()
+                .map(|lb| proto::Loadbalancer {
+                    id: lb.id.clone().into_bytes(),
+                    vni: lb.vni.get(),
+                    ip: Some(ip_message(lb.ip)),
+                    ports: lb_port_messages(&lb.ports),
+                    underlay_route: text_bytes(lb.underlay),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_load_balancer_target(
+        &self,
+        req: Request<proto::CreateLoadBalancerTargetRequest>,
+    ) -> Reply<proto::CreateLoadBalancerTargetResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.loadbalancer_id, "loadbalancer_id")?;
+        let target = ip_of(r.target_ip.as_ref(), "target_ip")?;
+        let res = self.change(|s| match target {
+            IpAddr::V6(t) => s.create_lb_target(&id, t),
+            IpAddr::V4(_) => Err(ServiceError::BadIpVersion),
+        })?;
+        Ok(Response::new(proto::CreateLoadBalancerTargetResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn list_load_balancer_targets(
+        &self,
+        req: Request<proto::ListLoadBalancerTargetsRequest>,
+    ) -> Reply<proto::ListLoadBalancerTargetsResponse> {
+        let raw = &req.get_ref().loadbalancer_id;
+        let id = if raw.is_empty() {
+            None
+        } else {
+            Some(identifier(raw, "loadbalancer_id")?)
+        };
+        let res = self.ready()?.lb_targets(id.as_deref());
+        Ok(Response::new(proto::ListLoadBalancerTargetsResponse {
+            status: status_of(&res),
+            target_ips: res
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| ip_message(IpAddr::V6(t)))
+                .collect(),
+        }))
+    }
+
+    async fn delete_load_balancer_target(
+        &self,
+        req: Request<proto::DeleteLoadBalancerTargetRequest>,
+    ) -> Reply<proto::DeleteLoadBalancerTargetResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.loadbalancer_id, "loadbalancer_id")?;
+        let target = ip_of(r.target_ip.as_ref(), "target_ip")?;
+        let res = self.change(|s| match target {
+            IpAddr::V6(t) => s.delete_lb_target(&id, t),
+            IpAddr::V4(_) => Err(ServiceError::BadIpVersion),
+        })?;
+        Ok(Response::new(proto::DeleteLoadBalancerTargetResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn create_nat(
+        &self,
+        req: Request<proto::CreateNatRequest>,
+    ) -> Reply<proto::CreateNatResponse> {
+        let r = req.get_ref();
+        let id = identifier(&r.interface_id, "interface_id")?;
+        let ip = ip_of(r.nat_ip.as_ref(), "nat_ip")?;
+        let (min, max) = nat_ports(r.min_port, r.max_port)?;
+        let preferred = self.preferred(&r.preferred_underlay_route, "preferred_underlay_route")?;
+        let res = self.change(|s| match ip {
+            IpAddr::V4(ip) => s.create_nat(&id, ip, min, max, preferred),
+            IpAddr::V6(_) => Err(ServiceError::BadIpVersion),
+        })?;
+        Ok(Response::new(proto::CreateNatResponse {
+            status: status_of(&res),
+            underlay_route: res.map(text_bytes).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_nat(&self, req: Request<proto::GetNatRequest>) -> Reply<proto::GetNatResponse> {
+        let id = identifier(&req.get_ref().interface_id, "interface_id")?;
+        let res = self.ready()?.nat(&id);
+        Ok(Response::new(match res {
+            Ok(n) => proto::GetNatResponse {
+                status: success(),
+                nat_ip: Some(ip_message(IpAddr::V4(n.ip))),
+                min_port: u32::from(n.min_port),
+                max_port: u32::from(n.max_port),
+                underlay_route: text_bytes(n.underlay),
+            },
+            Err(e) => proto::GetNatResponse {
+                status: failure(e),
+                ..Default::default()
+            },
+        }))
+    }
+
+    async fn delete_nat(
+        &self,
+        req: Request<proto::DeleteNatRequest>,
+    ) -> Reply<proto::DeleteNatResponse> {
+        let id = identifier(&req.get_ref().interface_id, "interface_id")?;
+        let res = self.change(|s| s.delete_nat(&id))?;
+        Ok(Response::new(proto::DeleteNatResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn list_local_nats(
+        &self,
+        req: Request<proto::ListLocalNatsRequest>,
+    ) -> Reply<proto::ListLocalNatsResponse> {
+        let filter = nat_filter(req.get_ref().nat_ip.as_ref())?;
+        let state = self.ready()?;
+        let res = filter.map(|ip| state.local_nats(ip));
+        Ok(Response::new(proto::ListLocalNatsResponse {
+            status: status_of(&res),
+            nat_entries: res
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| proto::NatEntry {
+                    nat_ip: Some(ip_message(IpAddr::V4(n.iface_ip))),
+                    min_port: u32::from(n.nat.min_port),
+                    max_port: u32::from(n.nat.max_port),
+                    underlay_route: text_bytes(n.nat.underlay),
+                    vni: n.vni.get(),
+                    actual_nat_ip: Some(ip_message(IpAddr::V4(n.nat.ip))),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_neighbor_nat(
+        &self,
+        req: Request<proto::CreateNeighborNatRequest>,
+    ) -> Reply<proto::CreateNeighborNatResponse> {
+        let r = req.get_ref();
+        let ip = ip_of(r.nat_ip.as_ref(), "nat_ip")?;
+        let vni = vni_of(r.vni)?;
+        let (min_port, max_port) = nat_ports(r.min_port, r.max_port)?;
+        let underlay: Ipv6Addr = text(&r.underlay_route, "underlay_route")?
+            .parse()
+            .map_err(|_| invalid("underlay_route"))?;
+        let res = self.change(|s| match ip {
+            IpAddr::V4(ip) => s.create_neighbor_nat(NeighborNat {
+                ip,
+                vni,
+                min_port,
+                max_port,
+                underlay,
+            }),
+            IpAddr::V6(_) => Err(ServiceError::BadIpVersion),
+        })?;
+        Ok(Response::new(proto::CreateNeighborNatResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn delete_neighbor_nat(
+        &self,
+        req: Request<proto::DeleteNeighborNatRequest>,
+    ) -> Reply<proto::DeleteNeighborNatResponse> {
+        let r = req.get_ref();
+        let ip = ip_of(r.nat_ip.as_ref(), "nat_ip")?;
+        let vni = vni_of(r.vni)?;
+        let (min, max) = nat_ports(r.min_port, r.max_port)?;
+        let res = self.change(|s| match ip {
+            IpAddr::V4(ip) => s.delete_neighbor_nat(ip, vni, min, max),
+            IpAddr::V6(_) => Err(ServiceError::BadIpVersion),
+        })?;
+        Ok(Response::new(proto::DeleteNeighborNatResponse {
+            status: status_of(&res),
+        }))
+    }
+
+    async fn list_neighbor_nats(
+        &self,
+        req: Request<proto::ListNeighborNatsRequest>,
+    ) -> Reply<proto::ListNeighborNatsResponse> {
+        let filter = nat_filter(req.get_ref().nat_ip.as_ref())?;
+        let state = self.ready()?;
+        let res = filter.map(|ip| state.neighbor_nats(ip));
+        Ok(Response::new(proto::ListNeighborNatsResponse {
+            status: status_of(&res),
+            nat_entries: res
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| proto::NatEntry {
+                    nat_ip: None,
+                    min_port: u32::from(n.min_port),
+                    max_port: u32::from(n.max_port),
+                    underlay_route: text_bytes(n.underlay),
+                    vni: n.vni.get(),
+                    actual_nat_ip: Some(ip_message(IpAddr::V4(n.ip))),
+                })
+                .collect(),
+        }))
+    }
+
     unimplemented_rpcs! {
-        list_load_balancer_prefixes(ListLoadBalancerPrefixesRequest) -> ListLoadBalancerPrefixesResponse;
-        create_load_balancer_prefix(CreateLoadBalancerPrefixRequest) -> CreateLoadBalancerPrefixResponse;
-        delete_load_balancer_prefix(DeleteLoadBalancerPrefixRequest) -> DeleteLoadBalancerPrefixResponse;
-        create_vip(CreateVipRequest) -> CreateVipResponse;
-        get_vip(GetVipRequest) -> GetVipResponse;
-        delete_vip(DeleteVipRequest) -> DeleteVipResponse;
-        create_load_balancer(CreateLoadBalancerRequest) -> CreateLoadBalancerResponse;
-        get_load_balancer(GetLoadBalancerRequest) -> GetLoadBalancerResponse;
-        delete_load_balancer(DeleteLoadBalancerRequest) -> DeleteLoadBalancerResponse;
-        list_load_balancers(ListLoadBalancersRequest) -> ListLoadBalancersResponse;
-        create_load_balancer_target(CreateLoadBalancerTargetRequest) -> CreateLoadBalancerTargetResponse;
-        list_load_balancer_targets(ListLoadBalancerTargetsRequest) -> ListLoadBalancerTargetsResponse;
-        delete_load_balancer_target(DeleteLoadBalancerTargetRequest) -> DeleteLoadBalancerTargetResponse;
-        create_nat(CreateNatRequest) -> CreateNatResponse;
-        get_nat(GetNatRequest) -> GetNatResponse;
-        delete_nat(DeleteNatRequest) -> DeleteNatResponse;
-        list_local_nats(ListLocalNatsRequest) -> ListLocalNatsResponse;
-        create_neighbor_nat(CreateNeighborNatRequest) -> CreateNeighborNatResponse;
-        delete_neighbor_nat(DeleteNeighborNatRequest) -> DeleteNeighborNatResponse;
-        list_neighbor_nats(ListNeighborNatsRequest) -> ListNeighborNatsResponse;
         capture_start(CaptureStartRequest) -> CaptureStartResponse;
         capture_stop(CaptureStopRequest) -> CaptureStopResponse;
         capture_status(CaptureStatusRequest) -> CaptureStatusResponse;

@@ -4,7 +4,7 @@
 //! a lock.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,7 +14,63 @@ use ironnet_overlay::wire::MacAddr;
 
 use crate::config::PortKind;
 use crate::firewall::RuleSet;
-use crate::state::{Pxe, RouteTarget, Vnf};
+use crate::maglev::Maglev;
+use crate::state::{NeighborNat, PortId, Pxe, RouteTarget, Vnf};
+
+/// An interface's NAT as the pipeline needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatView {
+    /// The NAT IP.
+    pub ip: Ipv4Addr,
+    /// First port.
+    pub min_port: u16,
+    /// One past the last port.
+    pub max_port: u16,
+}
+
+/// A load balancer as the pipeline needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbView {
+    /// VNI.
+    pub vni: Vni,
+    /// The balanced address.
+    pub ip: IpAddr,
+    /// Balanced (protocol, port) pairs.
+    pub ports: Vec<(u8, u16)>,
+    /// Targets and lookup table.
+    pub maglev: Maglev,
+}
+
+/// Flows to remove because what they depend on went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    /// Every flow of a guest port (its interface was deleted).
+    Port(PortId),
+    /// Flows an interface's virtual IP translated.
+    Vip(PortId),
+    /// Flows an interface's NAT translated.
+    Nat(PortId),
+    /// Flows relayed for a neighbour's NAT range.
+    NeighborNat {
+        /// VNI.
+        vni: Vni,
+        /// NAT IP.
+        ip: Ipv4Addr,
+        /// First port.
+        min_port: u16,
+        /// One past the last port.
+        max_port: u16,
+    },
+    /// Flows a load balancer balanced (onto `target`, or onto any).
+    Balanced {
+        /// VNI.
+        vni: Vni,
+        /// The balanced address.
+        ip: IpAddr,
+        /// The target, or every target.
+        target: Option<Ipv6Addr>,
+    },
+}
 
 /// The interface on a guest port, as the pipeline needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +91,10 @@ pub struct IfaceView {
     pub pxe: Option<Pxe>,
     /// Firewall rules.
     pub firewall: Arc<RuleSet>,
+    /// Virtual IP.
+    pub vip: Option<Ipv4Addr>,
+    /// NAT gateway address and ports.
+    pub nat: Option<NatView>,
 }
 
 /// One port.
@@ -73,6 +133,15 @@ pub struct Snapshot {
     pub underlay_mtu: u16,
     /// Changes so far to any interface's firewall rules.
     pub firewall_epoch: u64,
+    /// Load balancers by underlay address.
+    pub lbs: HashMap<Ipv6Addr, Arc<LbView>>,
+    /// Neighbour NAT entries.
+    pub neighbor_nats: Arc<Vec<NeighborNat>>,
+    /// Recent purges with the generation that logged them, oldest first.
+    pub purges: Arc<Vec<(u64, Purge)>>,
+    /// Generation of the newest purge no longer in `purges`: a pipeline
+    /// that saw nothing that recent removes every translated flow.
+    pub purges_trimmed: u64,
 }
 
 impl Snapshot {
@@ -90,6 +159,10 @@ impl Snapshot {
             ipv6_overlay: true,
             underlay_mtu: 1540,
             firewall_epoch: 0,
+            lbs: HashMap::new(),
+            neighbor_nats: Arc::new(Vec::new()),
+            purges: Arc::new(Vec::new()),
+            purges_trimmed: 0,
         }
     }
 }

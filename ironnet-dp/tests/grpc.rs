@@ -527,7 +527,7 @@ async fn prefixes_routes_and_vnis() {
 }
 
 #[tokio::test]
-async fn other_calls_are_unimplemented_and_version_is_checked() {
+async fn capture_is_unimplemented_and_version_is_checked() {
     let mut dp = start().await;
     dp.client
         .initialize(proto::InitializeRequest {})
@@ -535,7 +535,7 @@ async fn other_calls_are_unimplemented_and_version_is_checked() {
         .unwrap();
     let e = dp
         .client
-        .create_vip(proto::CreateVipRequest::default())
+        .capture_start(proto::CaptureStartRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented);
@@ -758,4 +758,509 @@ async fn firewall_rules_round_trip_with_dpservice_errors() {
         .unwrap()
         .into_inner();
     assert!(list.rules.is_empty());
+}
+
+fn nat_req(id: &str, nat: &str, min: u32, max: u32) -> proto::CreateNatRequest {
+    proto::CreateNatRequest {
+        interface_id: id.as_bytes().to_vec(),
+        nat_ip: ip(nat),
+        min_port: min,
+        max_port: max,
+        preferred_underlay_route: Vec::new(),
+    }
+}
+
+fn neigh_req(nat: &str, min: u32, max: u32, underlay: &str) -> proto::CreateNeighborNatRequest {
+    proto::CreateNeighborNatRequest {
+        nat_ip: ip(nat),
+        vni: 100,
+        min_port: min,
+        max_port: max,
+        underlay_route: underlay.as_bytes().to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn vip_and_nat_round_trip_with_dpservice_errors() {
+    let mut dp = start().await;
+    let c = &mut dp.client;
+    c.initialize(proto::InitializeRequest {}).await.unwrap();
+    c.create_interface(iface("vm1", "net_tap2", "10.0.0.1", "fd00::1"))
+        .await
+        .unwrap();
+    c.create_interface(iface("vm2", "net_tap3", "10.0.0.2", "fd00::2"))
+        .await
+        .unwrap();
+    c.create_interface(iface("v6only", "net_tap4", "0.0.0.0", "fd00::3"))
+        .await
+        .unwrap();
+    let vip = |id: &str, addr: &str| proto::CreateVipRequest {
+        interface_id: id.as_bytes().to_vec(),
+        vip_ip: ip(addr),
+        preferred_underlay_route: Vec::new(),
+    };
+    // VIP: create, duplicate (343), same address elsewhere (323), IPv6
+    // (204), unknown interface (205), interface without IPv4 (204).
+    let r = c
+        .create_vip(vip("vm1", "45.0.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let vip_underlay: Ipv6Addr = std::str::from_utf8(&r.underlay_route)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let before = dp.published.load().generation;
+    for (req, want) in [
+        (vip("vm1", "45.0.0.9"), 343),
+        (vip("vm2", "45.0.0.1"), 323),
+        (vip("vm2", "2001:db8::1"), 204),
+        (vip("nope", "45.0.0.2"), 205),
+        (vip("v6only", "45.0.0.2"), 204),
+    ] {
+        let r = c.create_vip(req).await.unwrap().into_inner();
+        assert_eq!(code(&r.status), want);
+        assert!(r.underlay_route.is_empty());
+    }
+    assert_eq!(
+        dp.published.load().generation,
+        before,
+        "rejected calls change nothing"
+    );
+    let e = c.create_vip(vip("vm2", "300.0.0.1")).await.unwrap_err();
+    assert_eq!(e.message(), "Invalid vip_ip");
+    let g = c
+        .get_vip(proto::GetVipRequest {
+            interface_id: b"vm1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.vip_ip, ip("45.0.0.1"));
+    assert_eq!(g.underlay_route, vip_underlay.to_string().into_bytes());
+    let g = c
+        .get_vip(proto::GetVipRequest {
+            interface_id: b"vm2".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&g.status), 341);
+    // NAT: the VIP's address is taken (323); a shared NAT IP is fine.
+    let r = c
+        .create_nat(nat_req("vm2", "45.0.0.1", 1000, 2000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 323);
+    let r = c
+        .create_nat(nat_req("vm2", "45.0.0.5", 1000, 2000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let r = c
+        .create_nat(nat_req("vm1", "45.0.0.5", 2000, 3000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let r = c
+        .create_nat(nat_req("vm1", "45.0.0.5", 3000, 4000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 343);
+    for (req, msg) in [
+        (nat_req("vm2", "45.0.0.5", 70000, 70001), "Invalid min_port"),
+        (nat_req("vm2", "45.0.0.5", 1, 70000), "Invalid max_port"),
+        (nat_req("vm2", "45.0.0.5", 5, 5), "Invalid port range"),
+    ] {
+        assert_eq!(c.create_nat(req).await.unwrap_err().message(), msg);
+    }
+    let g = c
+        .get_nat(proto::GetNatRequest {
+            interface_id: b"vm2".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (g.nat_ip, g.min_port, g.max_port),
+        (ip("45.0.0.5"), 1000, 2000)
+    );
+    let all = |addr: &str| proto::ListLocalNatsRequest { nat_ip: ip(addr) };
+    let l = c
+        .list_local_nats(all("0.0.0.0"))
+        .await
+        .unwrap()
+        .into_inner();
+    let got: Vec<_> = l
+        .nat_entries
+        .iter()
+        .map(|e| (e.nat_ip.clone(), e.min_port, e.actual_nat_ip.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ip("10.0.0.1"), 2000, ip("45.0.0.5")),
+            (ip("10.0.0.2"), 1000, ip("45.0.0.5"))
+        ]
+    );
+    let l = c
+        .list_local_nats(all("45.9.9.9"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(l.nat_entries.is_empty());
+    let l = c
+        .list_local_nats(all("2001:db8::1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&l.status), 204);
+    // Neighbour NAT: overlap on the same NAT IP (202), exact delete.
+    let n = c
+        .create_neighbor_nat(neigh_req("45.0.0.5", 4000, 5000, "fc00:2::9"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&n.status), 0);
+    let n = c
+        .create_neighbor_nat(neigh_req("45.0.0.5", 4999, 6000, "fc00:2::9"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&n.status), 202);
+    let n = c
+        .create_neighbor_nat(neigh_req("45.0.0.1", 1, 2, "fc00:2::9"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&n.status), 323, "a VIP is not a NAT IP");
+    let e = c
+        .create_neighbor_nat(neigh_req("45.0.0.5", 6000, 7000, "not-an-ip"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "Invalid underlay_route");
+    let l = c
+        .list_neighbor_nats(proto::ListNeighborNatsRequest {
+            nat_ip: ip("45.0.0.5"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(l.nat_entries.len(), 1);
+    assert_eq!(l.nat_entries[0].underlay_route, b"fc00:2::9".to_vec());
+    let del = |min, max| proto::DeleteNeighborNatRequest {
+        nat_ip: ip("45.0.0.5"),
+        vni: 100,
+        min_port: min,
+        max_port: max,
+    };
+    let d = c
+        .delete_neighbor_nat(del(4000, 4500))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 201);
+    let d = c
+        .delete_neighbor_nat(del(4000, 5000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 0);
+    // Deleting an interface removes its VIP and NAT: the addresses are
+    // free again and the underlay address is gone from the table.
+    c.delete_interface(proto::DeleteInterfaceRequest {
+        interface_id: b"vm1".to_vec(),
+    })
+    .await
+    .unwrap();
+    assert!(!dp.published.load().vnf.contains_key(&vip_underlay));
+    let r = c
+        .create_vip(vip("vm2", "45.0.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let d = c
+        .delete_nat(proto::DeleteNatRequest {
+            interface_id: b"vm2".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 0);
+    let d = c
+        .delete_nat(proto::DeleteNatRequest {
+            interface_id: b"vm2".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 341);
+    let l = c
+        .list_local_nats(all("0.0.0.0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(l.nat_entries.is_empty());
+}
+
+fn lb_req(
+    id: &str,
+    addr: &str,
+    ports: &[(u32, proto::Protocol)],
+) -> proto::CreateLoadBalancerRequest {
+    proto::CreateLoadBalancerRequest {
+        loadbalancer_id: id.as_bytes().to_vec(),
+        loadbalanced_ip: ip(addr),
+        vni: 100,
+        loadbalanced_ports: ports
+            .iter()
+            .map(|(p, proto)| proto::LbPort {
+                port: *p,
+                protocol: *proto as i32,
+            })
+            .collect(),
+        preferred_underlay_route: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn load_balancers_targets_and_prefixes_round_trip() {
+    use proto::Protocol::{Icmp, Tcp, Udp};
+    let mut dp = start().await;
+    let c = &mut dp.client;
+    c.initialize(proto::InitializeRequest {}).await.unwrap();
+    let r = c
+        .create_load_balancer(lb_req("lb1", "45.0.1.1", &[(80, Tcp), (53, Udp)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let r = c
+        .create_load_balancer(lb_req("lb2", "45.0.1.1", &[(80, Tcp)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 202, "same VNI and address");
+    let many: Vec<(u32, proto::Protocol)> = (1..=16).map(|p| (p, Tcp)).collect();
+    for (req, msg) in [
+        (
+            lb_req("lb2", "45.0.1.2", &many),
+            "Too many loadbalanced_ports",
+        ),
+        (
+            lb_req("lb2", "45.0.1.2", &[(80, Icmp)]),
+            "Invalid loadbalanced_ports.protocol",
+        ),
+        (
+            lb_req("lb2", "45.0.1.2", &[(70000, Tcp)]),
+            "Invalid loadbalanced_ports.port",
+        ),
+        (
+            lb_req("lb2", "45.0.1.2", &[(80, Tcp), (80, Tcp)]),
+            "Duplicate loadbalanced_ports entry",
+        ),
+        (
+            lb_req("lb 2", "45.0.1.2", &[(80, Tcp)]),
+            "Invalid loadbalanced_id",
+        ),
+    ] {
+        let e = c.create_load_balancer(req).await.unwrap_err();
+        if msg != "Invalid loadbalanced_id" {
+            assert_eq!(e.message(), msg);
+        } else {
+            assert_eq!(e.message(), "Invalid loadbalancer_id");
+        }
+    }
+    let mut req = lb_req("lb2", "45.0.1.2", &[(80, Tcp)]);
+    req.vni = 1 << 24;
+    let e = c.create_load_balancer(req).await.unwrap_err();
+    assert_eq!(e.message(), "VNI exceeds 24-bit range");
+    let g = c
+        .get_load_balancer(proto::GetLoadBalancerRequest {
+            loadbalancer_id: b"lb1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.loadbalanced_ip, ip("45.0.1.1"));
+    assert_eq!(g.loadbalanced_ports.len(), 2);
+    let target = |t: &str| proto::CreateLoadBalancerTargetRequest {
+        loadbalancer_id: b"lb1".to_vec(),
+        target_ip: ip(t),
+    };
+    for t in ["fc00:2::1", "fc00:3::1"] {
+        let r = c
+            .create_load_balancer_target(target(t))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&r.status), 0);
+    }
+    let r = c
+        .create_load_balancer_target(target("fc00:2::1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 202);
+    let r = c
+        .create_load_balancer_target(target("10.0.0.1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 204);
+    let r = c
+        .create_load_balancer_target(proto::CreateLoadBalancerTargetRequest {
+            loadbalancer_id: b"nope".to_vec(),
+            target_ip: ip("fc00:2::1"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 422);
+    for i in 2..64u32 {
+        let r = c
+            .create_load_balancer_target(target(&format!("fc00:9::{i:x}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code(&r.status), 0);
+    }
+    let r = c
+        .create_load_balancer_target(target("fc00:9::ffff"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 423, "65th target");
+    let l = c
+        .list_load_balancer_targets(proto::ListLoadBalancerTargetsRequest {
+            loadbalancer_id: b"lb1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(l.target_ips.len(), 64);
+    let del = |t: &str| proto::DeleteLoadBalancerTargetRequest {
+        loadbalancer_id: b"lb1".to_vec(),
+        target_ip: ip(t),
+    };
+    let d = c
+        .delete_load_balancer_target(del("fc00:3::1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 0);
+    let d = c
+        .delete_load_balancer_target(del("fc00:3::1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 201);
+    // The published table follows the targets.
+    let snap = dp.published.load();
+    let lb = snap.lbs.values().next().unwrap();
+    assert_eq!(lb.maglev.targets().len(), 63);
+    // LB prefixes: no route, an underlay address of the interface.
+    c.create_interface(iface("vm1", "net_tap2", "10.0.0.1", "fd00::1"))
+        .await
+        .unwrap();
+    let lbp = |id: &str| proto::CreateLoadBalancerPrefixRequest {
+        interface_id: id.as_bytes().to_vec(),
+        prefix: prefix("45.0.1.1", 32),
+        preferred_underlay_route: Vec::new(),
+    };
+    let r = c
+        .create_load_balancer_prefix(lbp("vm1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r.status), 0);
+    let r2 = c
+        .create_load_balancer_prefix(lbp("vm1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r2.status), 202);
+    let r3 = c
+        .create_load_balancer_prefix(lbp("nope"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&r3.status), 205);
+    let l = c
+        .list_load_balancer_prefixes(proto::ListLoadBalancerPrefixesRequest {
+            interface_id: b"vm1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(l.prefixes.len(), 1);
+    assert_eq!(l.prefixes[0].underlay_route, r.underlay_route);
+    let routes = c
+        .list_routes(proto::ListRoutesRequest { vni: 100 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(routes.routes.is_empty());
+    let dl = |id: &str| proto::DeleteLoadBalancerPrefixRequest {
+        interface_id: id.as_bytes().to_vec(),
+        prefix: prefix("45.0.1.1", 32),
+    };
+    assert_eq!(
+        code(
+            &c.delete_load_balancer_prefix(dl("vm1"))
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        ),
+        0
+    );
+    assert_eq!(
+        code(
+            &c.delete_load_balancer_prefix(dl("vm1"))
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        ),
+        201
+    );
+    // Delete the LB; its VNI reference goes with it.
+    let lbs = c
+        .list_load_balancers(proto::ListLoadBalancersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(lbs.loadbalancers.len(), 1);
+    let d = c
+        .delete_load_balancer(proto::DeleteLoadBalancerRequest {
+            loadbalancer_id: b"lb1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 0);
+    let d = c
+        .delete_load_balancer(proto::DeleteLoadBalancerRequest {
+            loadbalancer_id: b"lb1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&d.status), 201);
+    let l = c
+        .list_load_balancer_targets(proto::ListLoadBalancerTargetsRequest {
+            loadbalancer_id: b"lb1".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(code(&l.status), 422);
+    assert!(dp.published.load().lbs.is_empty());
 }

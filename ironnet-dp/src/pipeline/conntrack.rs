@@ -3,15 +3,25 @@
 //! passed in.
 //!
 //! Each flow has two keys (original and reply direction) pointing at one
-//! slot, like dpservice. The table is bounded: when it is full a new flow
-//! is refused (the packet is dropped and counted), never an old one
-//! evicted silently. Aging scans a bounded number of slots per call, so no
-//! batch pays for the whole table.
+//! slot, like dpservice. Without translation the reply key is the original
+//! one reversed; a NAT flow expects its answers at the translated address
+//! and port, so its reply key says so. A flow also records what was done
+//! to it ([`FlowAction`]), so later packets are treated the same without
+//! looking anything up again.
+//!
+//! The table is bounded: when it is full a new flow is refused (the packet
+//! is dropped and counted), never an old one evicted silently. Aging scans
+//! a bounded number of slots per call, so no batch pays for the whole
+//! table. NAT port bindings ([`NatPorts`]) live here, because a binding
+//! lives exactly as long as the flows using it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
+
+use super::nat_ports::{NatPorts, Outside};
+use crate::state::PortId;
 
 /// dpservice's TCP states (no sequence tracking).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,11 +40,18 @@ pub enum TcpState {
     Closed,
 }
 
+/// Zone of flows balanced or relayed for other hosts: kept apart from
+/// the guests' own flows with the same addresses.
+pub const ZONE_TRANSIT: u8 = 1;
+
 /// One direction of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// The VNI the packet is in.
     pub vni: u32,
+    /// 0 for guest traffic; [`ZONE_TRANSIT`] for load-balanced and relayed
+    /// traffic.
+    pub zone: u8,
     /// IP protocol.
     pub protocol: u8,
     /// Source address.
@@ -52,6 +69,7 @@ impl FlowKey {
     pub fn reversed(&self) -> FlowKey {
         FlowKey {
             vni: self.vni,
+            zone: self.zone,
             protocol: self.protocol,
             src: self.dst,
             dst: self.src,
@@ -92,9 +110,104 @@ pub struct Decision {
     pub epoch: u64,
 }
 
+/// What a flow's packets get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowAction {
+    /// Routed unchanged.
+    Forward,
+    /// Source translated: original packets leave from `addr` (and `port`,
+    /// if set); answers get the original source back. `port` set means a
+    /// NAT gateway binding, none a virtual IP.
+    SrcNat {
+        /// The public address.
+        addr: IpAddr,
+        /// The NAT port (ICMP: identifier), for a NAT gateway.
+        port: Option<u16>,
+    },
+    /// Destination translated (traffic to a virtual IP): original packets
+    /// go to `addr`; answers leave from the virtual IP again.
+    DstNat {
+        /// The interface's address.
+        addr: IpAddr,
+    },
+    /// Load-balanced onto the target with this underlay address.
+    Balance {
+        /// The target.
+        target: Ipv6Addr,
+    },
+    /// Relayed to the host owning the NAT port (neighbour NAT).
+    Relay {
+        /// That host's underlay address.
+        underlay: Ipv6Addr,
+    },
+}
+
+/// What the table knows of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// Key of the original direction (as the first packet arrived).
+    pub key: FlowKey,
+    /// Key the answers arrive with.
+    pub reply: FlowKey,
+    /// What the flow's packets get.
+    pub action: FlowAction,
+    /// The guest port that sent the first packet, if a guest did.
+    pub from: Option<PortId>,
+    /// The guest port the first packet went to, if local.
+    pub to: Option<PortId>,
+}
+
+impl FlowEntry {
+    /// An untranslated flow.
+    pub fn forward(key: FlowKey, from: Option<PortId>, to: Option<PortId>) -> Self {
+        FlowEntry {
+            key,
+            reply: key.reversed(),
+            action: FlowAction::Forward,
+            from,
+            to,
+        }
+    }
+
+    /// The NAT binding the flow holds, if any.
+    fn binding(&self) -> Option<Outside> {
+        match self.action {
+            FlowAction::SrcNat {
+                addr,
+                port: Some(port),
+            } => Some(Outside {
+                vni: self.key.vni,
+                protocol: self.key.protocol,
+                addr,
+                port,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The flow as the guest sees it (before source NAT, after
+    /// destination NAT): original source to the address that answers.
+    pub fn guest_view(&self) -> FlowKey {
+        FlowKey {
+            dst: self.reply.src,
+            dst_port: self.reply.src_port,
+            ..self.key
+        }
+    }
+}
+
+/// Why a flow was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The table is full.
+    Full,
+    /// One of its keys belongs to another flow.
+    KeyTaken,
+}
+
 #[derive(Debug, Clone)]
 struct Flow {
-    key: FlowKey,
+    entry: FlowEntry,
     last_seen: Instant,
     state: TcpState,
     /// Direction of the first SYN.
@@ -135,6 +248,7 @@ pub struct FlowTable {
     live: usize,
     /// The slot the last `track` found or created.
     last: Option<u32>,
+    nat: NatPorts,
 }
 
 /// Slots looked at per [`FlowTable::age`] call.
@@ -152,7 +266,19 @@ impl FlowTable {
             cursor: 0,
             live: 0,
             last: None,
+            nat: NatPorts::new(),
         }
+    }
+
+    /// The NAT port bindings.
+    pub fn nat(&self) -> &NatPorts {
+        &self.nat
+    }
+
+    /// The NAT port bindings, to acquire one for a new flow (which then
+    /// owns it: [`insert`](Self::insert) it, or release it if that fails).
+    pub fn nat_mut(&mut self) -> &mut NatPorts {
+        &mut self.nat
     }
 
     /// Flows in the table.
@@ -178,32 +304,48 @@ impl FlowTable {
         }
     }
 
-    /// Looks the packet's flow up (creating it if new) and advances the TCP
-    /// state.
-    pub fn track(&mut self, key: FlowKey, tcp: Option<TcpBits>, now: Instant) -> Tracked {
+    /// Looks the packet's flow up and advances its TCP state; `None` if
+    /// the packet starts a new flow (nothing is created: see
+    /// [`insert`](Self::insert)).
+    pub fn find(
+        &mut self,
+        key: &FlowKey,
+        tcp: Option<TcpBits>,
+        now: Instant,
+    ) -> Option<(Direction, TcpState)> {
         self.last = None;
-        if let Some(&slot) = self.keys.get(&key) {
-            self.last = Some(slot);
-            let Some(Some(flow)) = self.slots.get_mut(slot as usize) else {
-                return Tracked::Full;
-            };
-            let dir = if flow.key == key {
-                Direction::Original
-            } else {
-                Direction::Reply
-            };
-            flow.last_seen = now;
-            flow.packets += 1;
-            if let Some(bits) = tcp {
-                flow.state = next_state(flow.state, flow.syn_dir, dir, bits);
-                if flow.state == TcpState::Syn && bits.syn && !bits.ack {
-                    flow.syn_dir = dir;
-                }
+        let slot = *self.keys.get(key)?;
+        let flow = self.slots.get_mut(slot as usize)?.as_mut()?;
+        self.last = Some(slot);
+        let dir = if flow.entry.key == *key {
+            Direction::Original
+        } else {
+            Direction::Reply
+        };
+        flow.last_seen = now;
+        flow.packets += 1;
+        if let Some(bits) = tcp {
+            flow.state = next_state(flow.state, flow.syn_dir, dir, bits);
+            if flow.state == TcpState::Syn && bits.syn && !bits.ack {
+                flow.syn_dir = dir;
             }
-            return Tracked::Known(dir, flow.state);
         }
+        Some((dir, flow.state))
+    }
+
+    /// Creates a flow for its first packet (in the original direction).
+    pub fn insert(
+        &mut self,
+        entry: FlowEntry,
+        tcp: Option<TcpBits>,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        self.last = None;
         if self.live >= self.capacity {
-            return Tracked::Full;
+            return Err(Refused::Full);
+        }
+        if self.keys.contains_key(&entry.key) || self.keys.contains_key(&entry.reply) {
+            return Err(Refused::KeyTaken);
         }
         let state = match tcp {
             Some(bits) => next_state(
@@ -215,7 +357,7 @@ impl FlowTable {
             None => TcpState::None,
         };
         let flow = Flow {
-            key,
+            entry,
             last_seen: now,
             state,
             syn_dir: Direction::Original,
@@ -229,17 +371,35 @@ impl FlowTable {
             }
             None => {
                 let Ok(s) = u32::try_from(self.slots.len()) else {
-                    return Tracked::Full;
+                    return Err(Refused::Full);
                 };
                 self.slots.push(Some(flow));
                 s
             }
         };
-        self.keys.insert(key, slot);
-        self.keys.insert(key.reversed(), slot);
+        self.keys.insert(entry.key, slot);
+        self.keys.insert(entry.reply, slot);
         self.live += 1;
         self.last = Some(slot);
-        Tracked::New
+        Ok(())
+    }
+
+    /// Finds the packet's flow, or creates an untranslated one.
+    pub fn track(&mut self, key: FlowKey, tcp: Option<TcpBits>, now: Instant) -> Tracked {
+        if let Some((dir, state)) = self.find(&key, tcp, now) {
+            return Tracked::Known(dir, state);
+        }
+        match self.insert(FlowEntry::forward(key, None, None), tcp, now) {
+            Ok(()) => Tracked::New,
+            Err(_) => Tracked::Full,
+        }
+    }
+
+    /// The flow the last [`find`](Self::find), [`insert`](Self::insert)
+    /// or [`track`](Self::track) found or created.
+    pub fn last(&self) -> Option<&FlowEntry> {
+        let slot = self.last?;
+        self.slots.get(slot as usize)?.as_ref().map(|f| &f.entry)
     }
 
     /// The firewall decision of the flow the last [`track`](Self::track)
@@ -258,6 +418,33 @@ impl FlowTable {
         self.slots.get(slot as usize)?.as_ref().map(|f| f.state)
     }
 
+    /// The flow `key` belongs to.
+    pub fn entry(&self, key: &FlowKey) -> Option<&FlowEntry> {
+        let slot = *self.keys.get(key)?;
+        self.slots.get(slot as usize)?.as_ref().map(|f| &f.entry)
+    }
+
+    /// Every flow, in slot order.
+    pub fn entries(&self) -> impl Iterator<Item = &FlowEntry> + '_ {
+        self.slots.iter().flatten().map(|f| &f.entry)
+    }
+
+    fn remove_slot(&mut self, i: usize) -> bool {
+        let Some(f) = self.slots.get_mut(i).and_then(Option::take) else {
+            return false;
+        };
+        self.keys.remove(&f.entry.key);
+        self.keys.remove(&f.entry.reply);
+        if let Some(out) = f.entry.binding() {
+            self.nat.release(&out);
+        }
+        if let Ok(i) = u32::try_from(i) {
+            self.free.push(i);
+        }
+        self.live -= 1;
+        true
+    }
+
     /// Removes up to [`AGE_BUDGET`] slots' worth of idle flows; returns how
     /// many went. Call it once per batch.
     pub fn age(&mut self, now: Instant) -> usize {
@@ -272,33 +459,25 @@ impl FlowTable {
             let idle = match &self.slots[self.cursor] {
                 Some(f) => {
                     now.saturating_duration_since(f.last_seen)
-                        >= self.timeout_of(f.state, f.key.protocol)
+                        >= self.timeout_of(f.state, f.entry.key.protocol)
                 }
                 None => false,
             };
-            if idle && let Some(f) = self.slots[self.cursor].take() {
-                self.keys.remove(&f.key);
-                self.keys.remove(&f.key.reversed());
-                self.free.push(self.cursor as u32);
-                self.live -= 1;
+            if idle && self.remove_slot(self.cursor) {
                 removed += 1;
             }
         }
         removed
     }
 
-    /// Removes every flow matching `pred` on its original key (used when
-    /// an interface goes away); returns how many.
-    pub fn purge(&mut self, mut pred: impl FnMut(&FlowKey) -> bool) -> usize {
+    /// Removes every flow matching `pred` (used when what a flow depends
+    /// on goes away); returns how many.
+    pub fn purge(&mut self, mut pred: impl FnMut(&FlowEntry) -> bool) -> usize {
         self.last = None;
         let mut removed = 0;
         for i in 0..self.slots.len() {
-            let hit = self.slots[i].as_ref().is_some_and(|f| pred(&f.key));
-            if hit && let Some(f) = self.slots[i].take() {
-                self.keys.remove(&f.key);
-                self.keys.remove(&f.key.reversed());
-                self.free.push(i as u32);
-                self.live -= 1;
+            let hit = self.slots[i].as_ref().is_some_and(|f| pred(&f.entry));
+            if hit && self.remove_slot(i) {
                 removed += 1;
             }
         }
@@ -328,6 +507,7 @@ mod tests {
     fn key(sport: u16) -> FlowKey {
         FlowKey {
             vni: 1,
+            zone: 0,
             protocol: 6,
             src: "10.0.0.1".parse().unwrap(),
             dst: "10.0.0.2".parse().unwrap(),
@@ -398,7 +578,7 @@ mod tests {
         t.age(now + Duration::from_secs(31));
         assert_eq!(t.len(), 0);
         assert_eq!(t.track(key(9), None, now), Tracked::New);
-        assert_eq!(t.purge(|k| k.src_port == 9), 1);
+        assert_eq!(t.purge(|e| e.key.src_port == 9), 1);
     }
 
     #[test]

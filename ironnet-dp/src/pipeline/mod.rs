@@ -22,8 +22,10 @@ pub mod conntrack;
 mod fragment;
 mod guest;
 mod icmp;
+pub mod nat_ports;
+mod nf;
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ironnet_overlay::PacketBuf;
@@ -36,7 +38,8 @@ use ironnet_overlay::wire::{
 
 pub use guest::{GATEWAY_V4, GATEWAY_V6};
 
-use conntrack::{Decision, Direction, FlowKey, FlowTable, TcpBits, Timeouts, Tracked};
+use conntrack::{Decision, Direction, FlowEntry, FlowKey, FlowTable, TcpBits, Timeouts};
+use nf::nat_rewrite;
 
 /// Flows a pipeline tracks by default.
 pub const DEFAULT_FLOWS: usize = 1 << 20;
@@ -45,7 +48,6 @@ use crate::config::PortKind;
 use crate::firewall::{PacketInfo, RuleAction, RuleDirection, RuleSet};
 use crate::snapshot::{IfaceView, Snapshot};
 use crate::state::{PortId, RouteTarget};
-use ironnet_overlay::route::Vni;
 
 /// Headroom kept in front of every frame (room for the outer headers).
 pub const HEADROOM: usize = 64;
@@ -173,6 +175,21 @@ pub enum DropReason {
     /// A guest frame whose virtio-net header or segmentation request
     /// cannot be carried out (see `ironnet_overlay::offload`).
     BadOffload,
+    /// Every port of the interface's NAT range is bound.
+    NatPortsExhausted,
+    /// A protocol the NAT gateway cannot translate (only TCP, UDP and ICMP
+    /// echo have ports or identifiers).
+    NatProtocol,
+    /// A new flow to a virtual IP, NAT IP or load balancer that nothing
+    /// accepts (no owner of the port, wrong address).
+    NoFlow,
+    /// Traffic to a load balancer for a (protocol, port) it does not
+    /// balance, or one without targets.
+    NotBalanced,
+    /// The answer of a balanced or relayed flow (it goes back directly).
+    TransitReply,
+    /// A new flow whose answer key belongs to another flow.
+    FlowConflict,
 }
 
 /// What to do with a packet.
@@ -205,6 +222,8 @@ pub struct Pipeline {
     flows: FlowTable,
     /// Packets produced besides the one processed (fragments).
     extra: Vec<(PortId, Packet)>,
+    /// The newest snapshot generation whose purges are applied.
+    purged_to: u64,
 }
 
 impl Default for Pipeline {
@@ -237,6 +256,7 @@ impl Pipeline {
             counters: Counters::default(),
             flows: FlowTable::new(capacity, timeouts),
             extra: Vec::new(),
+            purged_to: 0,
         }
     }
 
@@ -313,6 +333,9 @@ impl Pipeline {
 
     /// Processes one packet.
     pub fn process(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
+        if snap.generation != self.purged_to {
+            self.apply_purges(snap);
+        }
         let in_port = pkt.port;
         let verdict = match snap.ports.get(usize::from(in_port)).map(|p| p.kind) {
             Some(PortKind::Vf) => self.guest_ingress(snap, now, pkt),
@@ -358,16 +381,7 @@ impl Pipeline {
                         guest::dhcpv6(frame, &frame[off..], port_mac, iface, snap)
                     }
                     Some(Local::Echo) => icmp::echo_reply(frame).ok_or(DropReason::Malformed),
-                    None => {
-                        return self.route_from_guest(
-                            snap,
-                            now,
-                            pkt,
-                            &l3,
-                            iface.vni,
-                            iface.underlay,
-                        );
-                    }
+                    None => return self.route_from_guest(snap, now, pkt, &l3, iface),
                 }
             }
             _ => Err(DropReason::UnsupportedEtherType),
@@ -401,10 +415,10 @@ impl Pipeline {
         now: Instant,
         pkt: &mut Packet,
         l3: &L3,
-        vni: Vni,
-        own_underlay: Ipv6Addr,
+        iface: &IfaceView,
     ) -> Verdict {
         let port = pkt.port;
+        let (vni, own_underlay) = (iface.vni, iface.underlay);
         let port_mac = snap
             .ports
             .get(usize::from(port))
@@ -414,7 +428,7 @@ impl Pipeline {
         if !routable(dst) {
             return Verdict::Drop(DropReason::NotRoutable);
         }
-        let Some((_, target)) = snap.routes.lookup(vni, dst) else {
+        let Some((route, target)) = snap.routes.lookup(vni, dst) else {
             return self.icmp_to_guest(
                 pkt,
                 icmp::Error::NoRoute,
@@ -424,7 +438,7 @@ impl Pipeline {
             );
         };
         let mut fragment_to = None;
-        let transform = match *target {
+        let mut transform = match *target {
             RouteTarget::Vf(out) => {
                 let Some(out_view) = snap.ports.get(usize::from(out)) else {
                     return Verdict::Drop(DropReason::NoPort);
@@ -468,26 +482,39 @@ impl Pipeline {
                 }
             }
         };
-        let out = match *target {
-            RouteTarget::Vf(out) => out,
-            RouteTarget::Remote { .. } => first_pf(snap).map_or(0, |(p, _)| p),
+        let (out, to) = match *target {
+            RouteTarget::Vf(out) => (
+                out,
+                snap.ports
+                    .get(usize::from(out))
+                    .and_then(|p| p.iface.as_ref()),
+            ),
+            RouteTarget::Remote { .. } => (first_pf(snap).map_or(0, |(p, _)| p), None),
         };
-        let dir = match self.track(pkt.frame(), l3, vni.get(), now) {
-            Ok(dir) => dir,
-            Err(reason) => return Verdict::Drop(reason),
+        let (key, tcp) = flow_key(pkt.frame(), l3, vni.get(), 0);
+        let (dir, entry) = match self.flows.find(&key, tcp, now) {
+            Some((dir, _)) => match self.flows.last() {
+                Some(e) => (dir, *e),
+                None => return Verdict::Drop(DropReason::FlowTableFull),
+            },
+            None => {
+                let flow = nf::GuestFlow {
+                    key,
+                    tcp,
+                    iface,
+                    port,
+                    to: matches!(target, RouteTarget::Vf(_)).then_some(out),
+                    default_route: route.prefix_len() == 0,
+                    has_ports: nf::has_ports(pkt.frame(), l3),
+                };
+                match self.new_guest_flow(flow, now) {
+                    Ok(e) => (Direction::Original, e),
+                    Err(reason) => return Verdict::Drop(reason),
+                }
+            }
         };
-        let from = snap
-            .ports
-            .get(usize::from(port))
-            .and_then(|p| p.iface.as_ref());
-        let to = match *target {
-            RouteTarget::Vf(out) => snap
-                .ports
-                .get(usize::from(out))
-                .and_then(|p| p.iface.as_ref()),
-            RouteTarget::Remote { .. } => None,
-        };
-        if !self.firewall_allows(snap, pkt.frame(), l3, dir, from, to) {
+        nat_rewrite(&mut transform, &entry, dir);
+        if !self.firewall_allows(snap, pkt.frame(), l3, dir, &entry, Some(iface), to) {
             return Verdict::Drop(DropReason::Firewall);
         }
         if let Some(mtu) = fragment_to {
@@ -608,99 +635,24 @@ impl Pipeline {
             Err(_) => Verdict::Drop(reason),
         }
     }
-
-    fn uplink_ingress(&mut self, snap: &Snapshot, now: Instant, pkt: &mut Packet) -> Verdict {
-        let pf = pkt.port;
-        let router_mac = {
-            let Ok(eth) = EthernetFrame::new_checked(pkt.frame()) else {
-                return Verdict::Drop(DropReason::Malformed);
-            };
-            if eth.is_vlan_tagged() {
-                return Verdict::Drop(DropReason::VlanTagged);
-            }
-            if eth.ethertype() != EtherType::IPV6 {
-                return Verdict::Drop(DropReason::UntunnelledOnPf);
-            }
-            eth.src()
-        };
-        let outer = match encap::decapsulate(&mut pkt.buf) {
-            Ok(d) => d,
-            Err(WireError::Unsupported { .. }) => {
-                return Verdict::Drop(DropReason::UntunnelledOnPf);
-            }
-            Err(_) => return Verdict::Drop(DropReason::Malformed),
-        };
-        let Some(vnf) = snap.vnf.get(&outer.outer_dst) else {
-            return Verdict::Drop(DropReason::UnknownUnderlay);
-        };
-        // Whoever delivered a valid tunnel packet is our router.
-        if self.neighbor(pf).is_none() {
-            self.learn(pf, router_mac);
-        }
-        let Some(out_view) = snap.ports.get(usize::from(vnf.port)) else {
-            return Verdict::Drop(DropReason::NoPort);
-        };
-        if out_view.kind == PortKind::Pf {
-            return Verdict::Drop(DropReason::PfToPf);
-        }
-        let Some(l3) = L3::parse(pkt.frame()) else {
-            return Verdict::Drop(DropReason::Malformed);
-        };
-        let dir = match self.track(pkt.frame(), &l3, vnf.vni.get(), now) {
-            Ok(dir) => dir,
-            Err(reason) => return Verdict::Drop(reason),
-        };
-        if !self.firewall_allows(snap, pkt.frame(), &l3, dir, None, out_view.iface.as_ref()) {
-            return Verdict::Drop(DropReason::Firewall);
-        }
-        let transform = HeaderTransform {
-            decrement_ttl: true,
-            ether: Some(EtherRewrite {
-                src: out_view.mac,
-                dst: self.guest_mac(vnf.port),
-            }),
-            ..HeaderTransform::default()
-        };
-        match transform.apply(&mut pkt.buf) {
-            Ok(_) => Verdict::Tx(vnf.port),
-            Err(WireError::HopLimitExceeded { .. }) => {
-                self.icmp_through_tunnel(snap, pkt, outer, DropReason::TtlExceeded)
-            }
-            Err(_) => Verdict::Drop(DropReason::Malformed),
-        }
-    }
 }
 
 impl Pipeline {
-    /// Records the packet in the flow table: its direction in the flow,
-    /// or a drop reason if it cannot be tracked.
-    fn track(
-        &mut self,
-        frame: &[u8],
-        l3: &L3,
-        vni: u32,
-        now: Instant,
-    ) -> Result<Direction, DropReason> {
-        let (key, tcp) = flow_key(frame, l3, vni);
-        match self.flows.track(key, tcp, now) {
-            Tracked::Full => Err(DropReason::FlowTableFull),
-            Tracked::New => Ok(Direction::Original),
-            Tracked::Known(dir, _) => Ok(dir),
-        }
-    }
-
     /// Whether the firewall lets a packet from interface `from` to
     /// interface `to` (`None`: another host) through. The decision is made
     /// for the flow's original direction (egress rules of its sender,
     /// ingress rules of its receiver) on its first packet, and again after
     /// any rules changed; in between it is read from the flow the last
-    /// `track` found.
+    /// lookup found. Rules see the flow as the guests see it: before
+    /// source NAT, after destination NAT.
+    #[allow(clippy::too_many_arguments)]
     fn firewall_allows(
         &mut self,
         snap: &Snapshot,
         frame: &[u8],
         l3: &L3,
         dir: Direction,
+        entry: &FlowEntry,
         from: Option<&IfaceView>,
         to: Option<&IfaceView>,
     ) -> bool {
@@ -715,10 +667,17 @@ impl Pipeline {
             return d.allowed;
         }
         let info = packet_info(frame, l3);
-        let (sender, receiver, info) = match dir {
+        let (sender, receiver, mut info) = match dir {
             Direction::Original => (from, to, info),
             Direction::Reply => (to, from, info.reversed()),
         };
+        let view = entry.guest_view();
+        info.src = view.src;
+        info.dst = view.dst;
+        if matches!(l3.protocol, IpProtocol::TCP | IpProtocol::UDP) {
+            info.src_port = view.src_port;
+            info.dst_port = view.dst_port;
+        }
         let accepts = |rules: Option<&RuleSet>, d: RuleDirection| {
             rules.is_none_or(|r| r.decide(d, &info) == RuleAction::Accept)
         };
@@ -788,10 +747,11 @@ impl L3 {
 /// The flow key (and TCP flags) of a packet. Protocols other than TCP, UDP
 /// and ICMP echo, and non-first fragments, are tracked by addresses and
 /// protocol only.
-fn flow_key(frame: &[u8], l3: &L3, vni: u32) -> (FlowKey, Option<TcpBits>) {
+fn flow_key(frame: &[u8], l3: &L3, vni: u32, zone: u8) -> (FlowKey, Option<TcpBits>) {
     let (src, dst, protocol, body) = (l3.src, l3.dst, l3.protocol, l3.body(frame));
     let mut key = FlowKey {
         vni,
+        zone,
         protocol: protocol.0,
         src,
         dst,

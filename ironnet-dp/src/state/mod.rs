@@ -6,12 +6,18 @@
 //! packet pipeline never reads this: it reads [`Snapshot`]s built from it.
 //!
 //! Where dpservice is weaker, this does better (docs/dp.md lists it):
-//! deleting an interface removes its alias prefixes and their underlay
-//! addresses; `ListRoutes` lists IPv6 routes too; `Initialize` and
-//! `ResetVni` drop external routes but keep what interfaces own.
+//! deleting an interface removes its alias prefixes, load-balancer
+//! prefixes, virtual IP and NAT with their underlay addresses and flows;
+//! `ListRoutes` lists IPv6 routes too; `Initialize` and `ResetVni` drop
+//! external routes but keep what interfaces own.
+//!
+//! Flows live in the pipeline. When something a flow depends on goes away,
+//! the state logs a [`Purge`] with its generation; the pipeline applies the
+//! purges newer than the last snapshot it saw.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use ironnet_alloc::UnderlayAllocator;
@@ -19,11 +25,20 @@ use ironnet_overlay::lpm::VniTablesBuilder;
 use ironnet_overlay::route::Vni;
 
 mod firewall;
+mod lb;
+mod nat;
+
+pub use lb::{LbPort, LbSpec, LoadBalancer, MAX_LB_PORTS};
+pub use nat::{LocalNat, NatConfig, NeighborNat};
 
 use crate::config::{DpConfig, PortKind};
 use crate::error::ServiceError;
 use crate::firewall::{FirewallRule, RuleSet};
-use crate::snapshot::{IfaceView, PortView, Snapshot};
+use crate::snapshot::{IfaceView, NatView, PortView, Purge, Snapshot};
+
+/// Purges kept for pipelines that have not caught up yet; one further
+/// behind flushes every translated flow instead.
+const PURGE_LOG: usize = 4096;
 
 /// Index of a port in [`DpConfig::ports`].
 pub type PortId = u16;
@@ -50,6 +65,15 @@ pub enum VnfKind {
     Interface,
     /// An alias prefix routed to an interface.
     AliasPrefix(IpNet),
+    /// An interface's virtual IP (1:1 NAT).
+    Vip,
+    /// An interface's NAT gateway address and port range.
+    Nat,
+    /// A load balancer (its `port` is the first uplink).
+    Lb,
+    /// A load-balancer prefix of an interface: balanced traffic for it is
+    /// delivered to the interface, and no route is added.
+    LbPrefix(IpNet),
 }
 
 /// An entry of the underlay-address table: decapsulated packets to this
@@ -117,6 +141,12 @@ pub struct Interface {
     pub prefixes: BTreeMap<IpNet, Ipv6Addr>,
     /// Firewall rules in creation order.
     pub rules: Vec<FirewallRule>,
+    /// Virtual IP and its underlay address.
+    pub vip: Option<(Ipv4Addr, Ipv6Addr)>,
+    /// NAT gateway address and port range.
+    pub nat: Option<NatConfig>,
+    /// Load-balancer prefixes with their underlay addresses.
+    pub lb_prefixes: BTreeMap<IpNet, Ipv6Addr>,
 }
 
 /// A route programmed with CreateRoute.
@@ -159,6 +189,16 @@ pub struct DpState {
     /// Changes of any interface's firewall rules (flows decided under an
     /// older epoch are decided again).
     firewall_epoch: u64,
+    /// Who uses an IPv4 address as a translated destination in a VNI.
+    dnat: BTreeMap<(Vni, Ipv4Addr), nat::DnatUse>,
+    /// Neighbour NAT entries in creation order.
+    neighbor_nats: Vec<NeighborNat>,
+    /// Load balancers by id.
+    lbs: BTreeMap<String, LoadBalancer>,
+    /// Recent purges with the generation that logged them.
+    purges: VecDeque<(u64, Purge)>,
+    /// Generation of the newest purge dropped from the log.
+    purges_trimmed: u64,
 }
 
 fn host_route(addr: IpAddr) -> IpNet {
@@ -186,6 +226,11 @@ impl DpState {
             rng,
             generation: 0,
             firewall_epoch: 0,
+            dnat: BTreeMap::new(),
+            neighbor_nats: Vec::new(),
+            lbs: BTreeMap::new(),
+            purges: VecDeque::new(),
+            purges_trimmed: 0,
         }
     }
 
@@ -208,10 +253,32 @@ impl DpState {
         self.generation += 1;
     }
 
-    /// Initialize: marks the dp initialized and drops external routes (a
-    /// (re)starting agent programs them again). Allowed repeatedly.
+    /// Logs that flows matching `purge` must go; call before `changed`
+    /// (the purge belongs to the generation that change creates).
+    fn purge(&mut self, purge: Purge) {
+        if self.purges.len() >= PURGE_LOG
+            && let Some((generation, _)) = self.purges.pop_front()
+        {
+            self.purges_trimmed = generation;
+        }
+        self.purges.push_back((self.generation + 1, purge));
+    }
+
+    /// Initialize: marks the dp initialized and drops external routes and
+    /// neighbour NATs (a (re)starting agent programs them again). Allowed
+    /// repeatedly.
     pub fn initialize(&mut self) {
         self.initialized = true;
+        let neighbors = std::mem::take(&mut self.neighbor_nats);
+        for n in neighbors {
+            self.unuse_nat_ip(n.vni, n.ip);
+            self.purge(Purge::NeighborNat {
+                vni: n.vni,
+                ip: n.ip,
+                min_port: n.min_port,
+                max_port: n.max_port,
+            });
+        }
         let vnis: Vec<Vni> = self.vni_refs.keys().copied().collect();
         for vni in vnis {
             self.drop_external_routes(vni);
@@ -340,6 +407,9 @@ impl DpState {
                 hostname: spec.hostname,
                 prefixes: BTreeMap::new(),
                 rules: Vec::new(),
+                vip: None,
+                nat: None,
+                lb_prefixes: BTreeMap::new(),
             },
         );
         self.changed();
@@ -362,7 +432,19 @@ impl DpState {
             self.routes.remove(iface.vni, *prefix);
             self.release_underlay(*underlay);
         }
+        for underlay in iface.lb_prefixes.values() {
+            self.release_underlay(*underlay);
+        }
+        if let Some((vip, underlay)) = iface.vip {
+            self.release_underlay(underlay);
+            self.dnat.remove(&(iface.vni, vip));
+        }
+        if let Some(nat) = iface.nat {
+            self.release_underlay(nat.underlay);
+            self.unuse_nat_ip(iface.vni, nat.ip);
+        }
         self.release_underlay(iface.underlay);
+        self.purge(Purge::Port(iface.port));
         self.unref_vni(iface.vni);
         if !iface.rules.is_empty() {
             self.firewall_epoch += 1;
@@ -570,7 +652,13 @@ impl DpState {
                         underlay: iface.underlay,
                         hostname: iface.hostname.clone(),
                         pxe: iface.pxe.clone(),
-                        firewall: std::sync::Arc::new(RuleSet::new(&iface.rules)),
+                        firewall: Arc::new(RuleSet::new(&iface.rules)),
+                        vip: iface.vip.map(|(ip, _)| ip),
+                        nat: iface.nat.map(|n| NatView {
+                            ip: n.ip,
+                            min_port: n.min_port,
+                            max_port: n.max_port,
+                        }),
                     });
                 PortView {
                     kind: p.kind,
@@ -591,6 +679,14 @@ impl DpState {
             ipv6_overlay: self.config.ipv6_overlay,
             underlay_mtu: self.config.underlay_mtu,
             firewall_epoch: self.firewall_epoch,
+            lbs: self
+                .lbs
+                .values()
+                .map(|lb| (lb.underlay, Arc::clone(&lb.view)))
+                .collect(),
+            neighbor_nats: Arc::new(self.neighbor_nats.clone()),
+            purges: Arc::new(self.purges.iter().copied().collect()),
+            purges_trimmed: self.purges_trimmed,
         }
     }
 }
