@@ -101,16 +101,16 @@ impl NatPorts {
         if min >= max {
             return Err(NatPortError::EmptyRange);
         }
-        if let Some(out) = self.by_inside.get(&inside).copied() {
-            if out.addr == nat_ip
-                && (min..max).contains(&out.port)
-                && let Some(b) = self.by_outside.get_mut(&out)
-            {
-                b.flows += 1;
-                return Ok(out.port);
-            }
-            // The interface's NAT changed under a live binding: the old
-            // binding stays until its flows go, the new flow gets a new one.
+        // A binding made under another NAT IP or range (the interface's NAT
+        // changed under live flows) stays until its flows go; the new flow
+        // gets a new one.
+        if let Some(out) = self.by_inside.get(&inside).copied()
+            && out.addr == nat_ip
+            && (min..max).contains(&out.port)
+            && let Some(b) = self.by_outside.get_mut(&out)
+        {
+            b.flows += 1;
+            return Ok(out.port);
         }
         let len = u32::from(max - min);
         let start = hint % len;
