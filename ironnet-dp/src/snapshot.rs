@@ -3,7 +3,7 @@
 //! ([`Published`]); a worker loads it once per batch, so packets never take
 //! a lock.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -116,7 +116,7 @@ pub struct Snapshot {
     /// Per-VNI routes.
     pub routes: VniTables<RouteTarget>,
     /// Underlay address → what it stands for.
-    pub vnf: HashMap<Ipv6Addr, Vnf>,
+    pub vnf: FxHashMap<Ipv6Addr, Vnf>,
     /// Ports by id.
     pub ports: Vec<PortView>,
     /// The host's underlay address.
@@ -134,7 +134,7 @@ pub struct Snapshot {
     /// Changes so far to any interface's firewall rules.
     pub firewall_epoch: u64,
     /// Load balancers by underlay address.
-    pub lbs: HashMap<Ipv6Addr, Arc<LbView>>,
+    pub lbs: FxHashMap<Ipv6Addr, Arc<LbView>>,
     /// Neighbour NAT entries.
     pub neighbor_nats: Arc<Vec<NeighborNat>>,
     /// Recent purges with the generation that logged them, oldest first.
@@ -150,7 +150,7 @@ impl Snapshot {
         Snapshot {
             generation: 0,
             routes: VniTables::default(),
-            vnf: HashMap::new(),
+            vnf: FxHashMap::default(),
             ports: Vec::new(),
             host_ipv6: Ipv6Addr::UNSPECIFIED,
             dhcp_mtu: 1500,
@@ -159,7 +159,7 @@ impl Snapshot {
             ipv6_overlay: true,
             underlay_mtu: 1540,
             firewall_epoch: 0,
-            lbs: HashMap::new(),
+            lbs: FxHashMap::default(),
             neighbor_nats: Arc::new(Vec::new()),
             purges: Arc::new(Vec::new()),
             purges_trimmed: 0,

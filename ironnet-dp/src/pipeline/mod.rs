@@ -492,11 +492,8 @@ impl Pipeline {
             RouteTarget::Remote { .. } => (first_pf(snap).map_or(0, |(p, _)| p), None),
         };
         let (key, tcp) = flow_key(pkt.frame(), l3, vni.get(), 0);
-        let (dir, entry) = match self.flows.find(&key, tcp, now) {
-            Some((dir, _)) => match self.flows.last() {
-                Some(e) => (dir, *e),
-                None => return Verdict::Drop(DropReason::FlowTableFull),
-            },
+        let dir = match self.flows.find(&key, tcp, now) {
+            Some((dir, _)) => dir,
             None => {
                 let flow = nf::GuestFlow {
                     key,
@@ -507,14 +504,17 @@ impl Pipeline {
                     default_route: route.prefix_len() == 0,
                     has_ports: nf::has_ports(pkt.frame(), l3),
                 };
-                match self.new_guest_flow(flow, now) {
-                    Ok(e) => (Direction::Original, e),
-                    Err(reason) => return Verdict::Drop(reason),
+                if let Err(reason) = self.new_guest_flow(flow, now) {
+                    return Verdict::Drop(reason);
                 }
+                Direction::Original
             }
         };
-        nat_rewrite(&mut transform, &entry, dir);
-        if !self.firewall_allows(snap, pkt.frame(), l3, dir, &entry, Some(iface), to) {
+        match self.flows.last() {
+            Some(entry) => nat_rewrite(&mut transform, entry, dir),
+            None => return Verdict::Drop(DropReason::FlowTableFull),
+        }
+        if !self.firewall_allows(snap, pkt.frame(), l3, dir, Some(iface), to) {
             return Verdict::Drop(DropReason::Firewall);
         }
         if let Some(mtu) = fragment_to {
@@ -645,14 +645,12 @@ impl Pipeline {
     /// any rules changed; in between it is read from the flow the last
     /// lookup found. Rules see the flow as the guests see it: before
     /// source NAT, after destination NAT.
-    #[allow(clippy::too_many_arguments)]
     fn firewall_allows(
         &mut self,
         snap: &Snapshot,
         frame: &[u8],
         l3: &L3,
         dir: Direction,
-        entry: &FlowEntry,
         from: Option<&IfaceView>,
         to: Option<&IfaceView>,
     ) -> bool {
@@ -671,7 +669,9 @@ impl Pipeline {
             Direction::Original => (from, to, info),
             Direction::Reply => (to, from, info.reversed()),
         };
-        let view = entry.guest_view();
+        let Some(view) = self.flows.last().map(FlowEntry::guest_view) else {
+            return false;
+        };
         info.src = view.src;
         info.dst = view.dst;
         if matches!(l3.protocol, IpProtocol::TCP | IpProtocol::UDP) {

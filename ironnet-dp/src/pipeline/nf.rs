@@ -235,15 +235,15 @@ impl Pipeline {
             return self.balance(snap, now, pkt, &l3, outer);
         }
         let (key, tcp) = flow_key(pkt.frame(), &l3, vnf.vni.get(), 0);
-        let (dir, entry) = match self.flows.find(&key, tcp, now) {
-            Some((dir, _)) => match self.flows.last() {
-                Some(e) => (dir, *e),
-                None => return Verdict::Drop(DropReason::FlowTableFull),
-            },
+        let dir = match self.flows.find(&key, tcp, now) {
+            Some((dir, _)) => dir,
             None => match self.new_uplink_flow(snap, pkt, &l3, key, tcp, now, vnf, outer) {
-                Ok(e) => (Direction::Original, e),
+                Ok(()) => Direction::Original,
                 Err(v) => return v,
             },
+        };
+        let Some(entry) = self.flows.last() else {
+            return Verdict::Drop(DropReason::FlowTableFull);
         };
         let out = match (entry.action, dir) {
             (FlowAction::Relay { underlay }, Direction::Original) => {
@@ -258,18 +258,16 @@ impl Pipeline {
         let Some(out) = out else {
             return Verdict::Drop(DropReason::NoPort);
         };
-        self.deliver(snap, pkt, &l3, dir, &entry, out, outer)
+        self.deliver(snap, pkt, &l3, dir, out, outer)
     }
 
     /// Delivers a decapsulated packet of a flow to guest port `out`.
-    #[allow(clippy::too_many_arguments)]
     fn deliver(
         &mut self,
         snap: &Snapshot,
         pkt: &mut Packet,
         l3: &L3,
         dir: Direction,
-        entry: &FlowEntry,
         out: PortId,
         outer: encap::Decapsulated,
     ) -> Verdict {
@@ -279,15 +277,7 @@ impl Pipeline {
         if out_view.kind == PortKind::Pf {
             return Verdict::Drop(DropReason::PfToPf);
         }
-        if !self.firewall_allows(
-            snap,
-            pkt.frame(),
-            l3,
-            dir,
-            entry,
-            None,
-            out_view.iface.as_ref(),
-        ) {
+        if !self.firewall_allows(snap, pkt.frame(), l3, dir, None, out_view.iface.as_ref()) {
             return Verdict::Drop(DropReason::Firewall);
         }
         let mut transform = HeaderTransform {
@@ -298,7 +288,9 @@ impl Pipeline {
             }),
             ..HeaderTransform::default()
         };
-        nat_rewrite(&mut transform, entry, dir);
+        if let Some(entry) = self.flows.last() {
+            nat_rewrite(&mut transform, entry, dir);
+        }
         match transform.apply(&mut pkt.buf) {
             Ok(_) => Verdict::Tx(out),
             Err(WireError::HopLimitExceeded { .. }) => {
@@ -322,7 +314,7 @@ impl Pipeline {
         now: Instant,
         vnf: Vnf,
         outer: encap::Decapsulated,
-    ) -> Result<FlowEntry, Verdict> {
+    ) -> Result<(), Verdict> {
         let no_flow = Verdict::Drop(DropReason::NoFlow);
         let iface = snap
             .ports
@@ -372,8 +364,7 @@ impl Pipeline {
         }
         self.flows
             .insert(entry, tcp, now)
-            .map_err(|r| Verdict::Drop(refused(r)))?;
-        Ok(entry)
+            .map_err(|r| Verdict::Drop(refused(r)))
     }
 
     /// Traffic to a load balancer's underlay address.
@@ -433,12 +424,7 @@ impl Pipeline {
             .filter(|v| matches!(v.kind, VnfKind::LbPrefix(_)))
             .map(|v| v.port);
         match local {
-            Some(port) => {
-                let Some(entry) = self.flows.last().copied() else {
-                    return Verdict::Drop(DropReason::FlowTableFull);
-                };
-                self.deliver(snap, pkt, l3, Direction::Original, &entry, port, outer)
-            }
+            Some(port) => self.deliver(snap, pkt, l3, Direction::Original, port, outer),
             None => self.encap_out(snap, pkt, pf, snap.host_ipv6, target),
         }
     }
