@@ -10,6 +10,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ironnet_dp::proto;
 use ironnet_dp::proto::dpd_kironcore_client::DpdKironcoreClient;
@@ -384,5 +385,103 @@ pub async fn create_route(
     match r.status {
         Some(s) if s.code == 0 => Ok(()),
         other => Err(format!("CreateRoute {prefix}/{len}: {other:?}")),
+    }
+}
+
+/// The DHCP hook: applies what the server handed out (address, gateway
+/// route for /32 addresses) inside the guest, and nothing else (no
+/// resolv.conf changes on the host).
+const HOOK: &str = r#"#!/bin/sh
+case "$reason" in
+BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr add "$new_ip_address/32" dev "$interface"
+    [ -n "$new_interface_mtu" ] && ip link set dev "$interface" mtu "$new_interface_mtu"
+    for r in $new_routers; do
+        ip -4 route replace "$r" dev "$interface"
+        ip -4 route replace default via "$r" dev "$interface"
+    done
+    echo "$new_ip_address $new_interface_mtu $new_host_name" > "$LEASE_OUT"
+    ;;
+BOUND6|RENEW6|REBIND6|REBOOT6)
+    ip -6 addr add "$new_ip6_address/128" dev "$interface" nodad
+    echo "$new_ip6_address" > "$LEASE_OUT"
+    ;;
+esac
+exit 0
+"#;
+
+/// Leases IPv4 and IPv6 with Debian's `dhclient` inside `ns` on `dev` (and
+/// waits for the IPv6 default route from the dp's RA); returns what the
+/// hook saw for each family: `address mtu hostname`, and the IPv6 address.
+pub fn lease(topo: &Topology, ns: &str, dev: &str) -> Result<(String, String), String> {
+    // dhclient -6 needs a usable link-local address.
+    wait_for(Duration::from_secs(10), || {
+        let a = in_ns(
+            ns,
+            &["ip", "-6", "addr", "show", "dev", dev, "scope", "link"],
+        )?;
+        Ok((a.contains("fe80") && !a.contains("tentative")).then_some(()))
+    })
+    .map_err(|e| format!("no link-local address on {dev}: {e}"))?;
+    let mut got = Vec::new();
+    for family in ["-4", "-6"] {
+        let out = topo.dir().join(format!("out-{ns}{family}"));
+        // dhclient gives its script a clean environment: the output path
+        // is written into the script.
+        let hook = topo.dir().join(format!("hook-{ns}{family}.sh"));
+        std::fs::write(
+            &hook,
+            HOOK.replace("$LEASE_OUT", &out.display().to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+        run(&["chmod", "+x", &hook.display().to_string()])?;
+        let r = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(["dhclient", "-v", family, "-1", "-sf"])
+            .arg(&hook)
+            .arg("-lf")
+            .arg(topo.dir().join(format!("lease-{ns}{family}")))
+            .arg("-pf")
+            .arg(topo.dir().join(format!("pid-{ns}{family}")))
+            .arg(dev)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !r.status.success() {
+            return Err(format!(
+                "dhclient {family} in {ns}: {}",
+                String::from_utf8_lossy(&r.stderr)
+            ));
+        }
+        let text =
+            std::fs::read_to_string(&out).map_err(|e| format!("no lease {family} in {ns}: {e}"))?;
+        got.push(text.trim().to_owned());
+    }
+    // IPv6 needs the router: the RA from the dp gives the default route.
+    wait_for(Duration::from_secs(10), || {
+        let routes = in_ns(ns, &["ip", "-6", "route", "show", "default"])?;
+        Ok(routes.contains("fe80::1").then_some(()))
+    })
+    .map_err(|e| format!("no IPv6 default route from the RA in {ns}: {e}"))?;
+    let v6 = got.pop().unwrap_or_default();
+    let v4 = got.pop().unwrap_or_default();
+    Ok((v4, v6))
+}
+
+/// Polls `check` every 100 ms until it returns a value or `limit` passes.
+pub fn wait_for<T>(
+    limit: Duration,
+    mut check: impl FnMut() -> Result<Option<T>, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let last = match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => "not yet".to_owned(),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("gave up after {limit:?}: {last}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

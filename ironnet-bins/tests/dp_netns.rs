@@ -10,105 +10,14 @@
 //! and passes, except under CI, where it fails.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ironnet_bins::testbed::{
     DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, in_ns,
-    metrics, missing, ping, run, sh, tcp_transfer,
+    lease, metrics, missing, ping, run, sh, tcp_transfer,
 };
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
-
-/// The DHCP hook: applies what the server handed out (address, gateway
-/// route for /32 addresses) inside the guest, and nothing else (no
-/// resolv.conf changes on the host).
-const HOOK: &str = r#"#!/bin/sh
-case "$reason" in
-BOUND|RENEW|REBIND|REBOOT)
-    ip -4 addr add "$new_ip_address/32" dev "$interface"
-    [ -n "$new_interface_mtu" ] && ip link set dev "$interface" mtu "$new_interface_mtu"
-    for r in $new_routers; do
-        ip -4 route replace "$r" dev "$interface"
-        ip -4 route replace default via "$r" dev "$interface"
-    done
-    echo "$new_ip_address $new_interface_mtu $new_host_name" > "$LEASE_OUT"
-    ;;
-BOUND6|RENEW6|REBIND6|REBOOT6)
-    ip -6 addr add "$new_ip6_address/128" dev "$interface" nodad
-    echo "$new_ip6_address" > "$LEASE_OUT"
-    ;;
-esac
-exit 0
-"#;
-
-/// Leases IPv4 and IPv6 with dhclient inside `ns` on `dev`; returns what
-/// the hook saw, for each family.
-fn lease(topo: &Topology, ns: &str, dev: &str) -> (String, String) {
-    // dhclient -6 needs a usable link-local address.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let a = in_ns(
-            ns,
-            &["ip", "-6", "addr", "show", "dev", dev, "scope", "link"],
-        )
-        .unwrap();
-        if a.contains("fe80") && !a.contains("tentative") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no link-local address on {dev}: {a}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut got = Vec::new();
-    for family in ["-4", "-6"] {
-        let out = topo.dir().join(format!("out-{ns}{family}"));
-        // dhclient gives its script a clean environment: the output path
-        // is written into the script.
-        let hook = topo.dir().join(format!("hook-{ns}{family}.sh"));
-        std::fs::write(
-            &hook,
-            HOOK.replace("$LEASE_OUT", &out.display().to_string()),
-        )
-        .unwrap();
-        run(&["chmod", "+x", hook.to_str().unwrap()]).unwrap();
-        let r = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(["dhclient", "-v", family, "-1", "-sf"])
-            .arg(&hook)
-            .arg("-lf")
-            .arg(topo.dir().join(format!("lease-{ns}{family}")))
-            .arg("-pf")
-            .arg(topo.dir().join(format!("pid-{ns}{family}")))
-            .arg(dev)
-            .output()
-            .unwrap();
-        assert!(
-            r.status.success(),
-            "dhclient {family} in {ns}: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        let text = std::fs::read_to_string(&out)
-            .unwrap_or_else(|e| panic!("no lease {family} in {ns}: {e}"));
-        got.push(text.trim().to_owned());
-    }
-    // IPv6 needs the router: the RA from the dp gives the default route.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let routes = in_ns(ns, &["ip", "-6", "route", "show", "default"]).unwrap();
-        if routes.contains("fe80::1") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no IPv6 default route from the RA in {ns}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (got.remove(0), got.remove(0))
-}
 
 fn skip() -> bool {
     if let Some(why) = missing(&["ip", "dhclient", "ping", "iperf3"]) {
@@ -169,7 +78,7 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
         .await
         .unwrap();
     for (i, (ns, dev)) in [(&g1, &names[2]), (&g2, &names[3])].into_iter().enumerate() {
-        let (v4, v6) = lease(&topo, ns, dev);
+        let (v4, v6) = lease(&topo, ns, dev).unwrap();
         assert_eq!(v4, format!("10.1.0.{} 1400 vm{}-host", i + 1, i + 1));
         assert_eq!(v6, format!("2001:db8::{}", i + 1));
     }
@@ -255,8 +164,8 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
     create_route(&mut cb, "2001:db8:2::1", 128, &ul_a)
         .await
         .unwrap();
-    lease(&topo, &ga, &a.ports[2]);
-    lease(&topo, &gb, &b.ports[2]);
+    lease(&topo, &ga, &a.ports[2]).unwrap();
+    lease(&topo, &gb, &b.ports[2]).unwrap();
     let ping4 = ping(&ga, "10.2.0.2");
     assert!(ping4.is_ok(), "IPv4 across hosts: {ping4:?}");
     let ping6 = ping(&gb, "2001:db8:2::1");
@@ -371,7 +280,7 @@ async fn the_kernel_speaks_our_tunnel_format() {
         &format!("ip route add 10.3.0.1/32 encap seg6 mode encap.red segs {ul_a} dev {pf}"),
     )
     .unwrap();
-    let (v4, _) = lease(&topo, &ga, &a.ports[2]);
+    let (v4, _) = lease(&topo, &ga, &a.ports[2]).unwrap();
     assert!(v4.starts_with("10.3.0.1 "), "{v4}");
     let out = ping(&ga, "10.3.1.2");
     assert!(
