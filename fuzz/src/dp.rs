@@ -1,11 +1,12 @@
 //! Harness for `ironnet-dp`: arbitrary frames on arbitrary ports through
-//! the pipeline of a dp with interfaces, a remote route and learned MACs.
+//! the pipeline of a dp with interfaces, a remote route, a virtual IP, a
+//! NAT with a neighbour range and a load balancer.
 //! No panic; a transmitted frame is never empty; counters add up.
 
 use std::time::{Duration, Instant};
 
 use ironnet_dp::pipeline::{Packet, Pipeline, Verdict};
-use ironnet_dp::state::{ExternalRoute, InterfaceSpec};
+use ironnet_dp::state::{ExternalRoute, InterfaceSpec, LbPort, LbSpec, NeighborNat};
 use ironnet_dp::{DpConfig, DpState, Snapshot};
 use ironnet_overlay::route::Vni;
 
@@ -37,6 +38,39 @@ fn snapshot() -> Option<Snapshot> {
             nexthop_vni: vni,
             nexthop: "fc00:2::1".parse().ok()?,
         })
+        .ok()?;
+    // Every network function, so frames can reach their paths.
+    state.create_vip("a", "45.0.0.1".parse().ok()?, None).ok()?;
+    state
+        .create_nat("b", "45.0.0.5".parse().ok()?, 1024, 1030, None)
+        .ok()?;
+    state
+        .create_neighbor_nat(NeighborNat {
+            ip: "45.0.0.5".parse().ok()?,
+            vni,
+            min_port: 2000,
+            max_port: 3000,
+            underlay: "fc00:3::1".parse().ok()?,
+        })
+        .ok()?;
+    state
+        .create_lb(LbSpec {
+            id: "lb".into(),
+            vni,
+            ip: "45.0.1.1".parse().ok()?,
+            ports: vec![LbPort {
+                protocol: 6,
+                port: 80,
+            }],
+            preferred_underlay: None,
+        })
+        .ok()?;
+    let local = state
+        .create_lb_prefix("a", "45.0.1.1/32".parse().ok()?, None)
+        .ok()?;
+    state.create_lb_target("lb", local).ok()?;
+    state
+        .create_lb_target("lb", "fc00:3::2".parse().ok()?)
         .ok()?;
     Some(state.snapshot())
 }
