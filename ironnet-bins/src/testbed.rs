@@ -278,6 +278,13 @@ pub fn tcp_transfer(
             Ok(out) => {
                 let v: serde_json::Value =
                     serde_json::from_str(&out).map_err(|e| format!("iperf3 output: {e}"))?;
+                // iperf3 -J can report a refused connection (the server not
+                // listening yet) in its output and still exit with 0.
+                if let Some(e) = v["error"].as_str() {
+                    last = e.to_owned();
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
                 let count = |side: &str| v["end"][side]["bytes"].as_u64();
                 return count("sum_sent")
                     .zip(count("sum_received"))
