@@ -310,7 +310,8 @@ pub fn metrics(dp: &DpProcess) -> Result<String, String> {
     Ok(out)
 }
 
-fn ip(s: &str) -> Option<proto::IpAddress> {
+/// An `IpAddress` message for `s` (IPv6 if it has a colon).
+pub fn ip(s: &str) -> Option<proto::IpAddress> {
     let ipver = if s.contains(':') {
         proto::IpVersion::Ipv6
     } else {
@@ -491,4 +492,25 @@ pub fn wait_for<T>(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Whether a packet test must be skipped here: it needs root and the
+/// tools `scripts/setup.sh` installs. Under CI a missing tool fails the
+/// test instead.
+pub fn skip_packet_test() -> bool {
+    if let Some(why) = missing(&["ip", "dhclient", "ping", "iperf3"]) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "packet test cannot run in CI: {why}"
+        );
+        eprintln!("skipping packet test: {why}");
+        return true;
+    }
+    false
+}
+
+/// A gRPC port for a dp of this test process: distinct per process and
+/// `offset`.
+pub fn grpc_port(offset: u16) -> u16 {
+    20000 + (std::process::id() % 20000) as u16 + offset
 }

@@ -13,27 +13,11 @@
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, in_ns,
-    lease, metrics, missing, ping, run, sh, tcp_transfer,
+    DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, grpc_port,
+    in_ns, lease, metrics, ping, run, sh, skip_packet_test, tcp_transfer,
 };
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
-
-fn skip() -> bool {
-    if let Some(why) = missing(&["ip", "dhclient", "ping", "iperf3"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "packet test cannot run in CI: {why}"
-        );
-        eprintln!("skipping packet test: {why}");
-        return true;
-    }
-    false
-}
-
-fn grpc_port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + offset
-}
 
 fn dp(
     topo: &mut Topology,
@@ -49,7 +33,7 @@ fn dp(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_get_dhcp_leases_and_ping_each_other() {
-    if skip() {
+    if skip_packet_test() {
         return;
     }
     let tag = format!("d{}", std::process::id() % 10000);
@@ -118,7 +102,7 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
-    if skip() {
+    if skip_packet_test() {
         return;
     }
     let tag = format!("x{}", std::process::id() % 10000);
@@ -209,7 +193,7 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
 /// `seg6local End.DX4` decapsulates what ironnet-dp encapsulates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kernel_speaks_our_tunnel_format() {
-    if skip() {
+    if skip_packet_test() {
         return;
     }
     let tag = format!("k{}", std::process::id() % 10000);

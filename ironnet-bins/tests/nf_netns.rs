@@ -26,10 +26,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    DpProcess, Topology, attach, connect, create_interface, create_route, lease, missing, ping,
-    run, sh, spawn_dp, tcp_transfer, wait_for,
+    DpProcess, Topology, attach, connect, create_interface, create_route, grpc_port, ip, lease,
+    ping, run, sh, skip_packet_test, spawn_dp, tcp_transfer, wait_for,
 };
-use ironnet_dp::proto::{self, IpVersion};
+use ironnet_dp::proto;
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
 const SERVER_ENV: &str = "IRONNET_NAME_SERVER";
@@ -108,40 +108,12 @@ fn names_seen(ns: &str, addr: &str, n: usize) -> BTreeMap<String, usize> {
     seen
 }
 
-fn ip(s: &str) -> Option<proto::IpAddress> {
-    let ipver = if s.contains(':') {
-        IpVersion::Ipv6
-    } else {
-        IpVersion::Ipv4
-    };
-    Some(proto::IpAddress {
-        ipver: ipver as i32,
-        address: s.as_bytes().to_vec(),
-    })
-}
-
 fn ok(status: Option<proto::Status>, what: &str) {
     assert_eq!(status.map(|s| s.code), Some(0), "{what}");
 }
 
 fn underlay(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap()
-}
-
-fn skip() -> bool {
-    if let Some(why) = missing(&["ip", "dhclient", "ping", "iperf3"]) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "packet test cannot run in CI: {why}"
-        );
-        eprintln!("skipping packet test: {why}");
-        return true;
-    }
-    false
-}
-
-fn grpc_port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + offset
 }
 
 fn start_dp(
@@ -168,7 +140,7 @@ fn start_dp(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_vip_load_balancer_and_firewall_with_real_traffic() {
-    if skip() {
+    if skip_packet_test() {
         return;
     }
     let tag = format!("n{}", std::process::id() % 10000);

@@ -405,6 +405,18 @@ fn firewall_rule(r: Option<&proto::FirewallRule>) -> Result<FirewallRule, Status
     })
 }
 
+/// Prefixes with their underlay addresses, as List(LoadBalancer)Prefixes
+/// answer them.
+fn prefix_messages(list: Vec<(IpNet, Ipv6Addr)>) -> Vec<proto::Prefix> {
+    list.into_iter()
+        .map(|(p, u)| proto::Prefix {
+            ip: Some(ip_message(p.addr())),
+            length: u32::from(p.prefix_len()),
+            underlay_route: text_bytes(u),
+        })
+        .collect()
+}
+
 fn prefix_message(p: IpNet) -> proto::Prefix {
     proto::Prefix {
         ip: Some(ip_message(p.addr())),
@@ -668,15 +680,7 @@ impl DpdKironcore for DpService {
         let r = self.ready()?.prefixes(&id);
         Ok(Response::new(proto::ListPrefixesResponse {
             status: status_of(&r),
-            prefixes: r
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(p, u)| proto::Prefix {
-                    ip: Some(ip_message(p.addr())),
-                    length: u32::from(p.prefix_len()),
-                    underlay_route: text_bytes(u),
-                })
-                .collect(),
+            prefixes: prefix_messages(r.unwrap_or_default()),
         }))
     }
 
@@ -872,15 +876,7 @@ impl DpdKironcore for DpService {
         let r = self.ready()?.lb_prefixes(&id);
         Ok(Response::new(proto::ListLoadBalancerPrefixesResponse {
             status: status_of(&r),
-            prefixes: r
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(p, u)| proto::Prefix {
-                    ip: Some(ip_message(p.addr())),
-                    length: u32::from(p.prefix_len()),
-                    underlay_route: text_bytes(u),
-                })
-                .collect(),
+            prefixes: prefix_messages(r.unwrap_or_default()),
         }))
     }
 

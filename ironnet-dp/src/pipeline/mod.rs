@@ -621,18 +621,12 @@ impl Pipeline {
         if !pkt.replace(&reply) {
             return Verdict::Drop(reason);
         }
-        let params = EncapParams {
-            eth_src: pf_mac,
-            eth_dst: self.neighbor(pf).unwrap_or(MacAddr::BROADCAST),
-            src: outer.outer_dst,
-            dst: outer.outer_src,
-        };
-        match encap::encapsulate(&mut pkt.buf, &params) {
-            Ok(()) => {
+        match self.encap_out(snap, pkt, pf, outer.outer_dst, outer.outer_src) {
+            Verdict::Tx(port) => {
                 *self.counters.drops.entry(reason).or_default() += 1;
-                Verdict::Tx(pf)
+                Verdict::Tx(port)
             }
-            Err(_) => Verdict::Drop(reason),
+            Verdict::Drop(_) => Verdict::Drop(reason),
         }
     }
 }

@@ -131,7 +131,7 @@ impl Pipeline {
         &mut self,
         f: GuestFlow<'_>,
         now: Instant,
-    ) -> Result<FlowEntry, DropReason> {
+    ) -> Result<(), DropReason> {
         let key = f.key;
         let mut entry = FlowEntry::forward(key, Some(f.port), f.to);
         let own_v4 = matches!((key.src, f.iface.ipv4), (IpAddr::V4(s), Some(a)) if s == a);
@@ -183,7 +183,7 @@ impl Pipeline {
             }
         }
         match self.flows.insert(entry, f.tcp, now) {
-            Ok(()) => Ok(entry),
+            Ok(()) => Ok(()),
             Err(r) => {
                 if let Some(out) = binding {
                     self.flows.nat_mut().release(&out);
@@ -431,7 +431,7 @@ impl Pipeline {
 
     /// Encapsulates a decapsulated packet again, from `src` to `dst`, out
     /// of uplink `pf`.
-    fn encap_out(
+    pub(super) fn encap_out(
         &mut self,
         snap: &Snapshot,
         pkt: &mut Packet,

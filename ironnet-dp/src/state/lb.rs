@@ -101,17 +101,15 @@ impl DpState {
         {
             return Err(ServiceError::AlreadyExists);
         }
-        let underlay = self.pick_underlay(spec.preferred_underlay)?;
-        self.claim_underlay(underlay);
         let port = self.first_pf();
-        self.vnf.insert(
-            underlay,
+        let underlay = self.add_vnf(
+            spec.preferred_underlay,
             Vnf {
                 kind: VnfKind::Lb,
                 vni: spec.vni,
                 port,
             },
-        );
+        )?;
         *self.vni_refs.entry(spec.vni).or_default() += 1;
         let mut lb = LoadBalancer {
             id: spec.id.clone(),
@@ -223,16 +221,14 @@ impl DpState {
             return Err(ServiceError::AlreadyExists);
         }
         let (vni, port) = (iface.vni, iface.port);
-        let underlay = self.pick_underlay(preferred)?;
-        self.claim_underlay(underlay);
-        self.vnf.insert(
-            underlay,
+        let underlay = self.add_vnf(
+            preferred,
             Vnf {
                 kind: VnfKind::LbPrefix(prefix),
                 vni,
                 port,
             },
-        );
+        )?;
         if let Some(i) = self.interfaces.get_mut(id) {
             i.lb_prefixes.insert(prefix, underlay);
         }

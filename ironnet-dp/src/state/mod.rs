@@ -348,6 +348,16 @@ impl DpState {
         }
     }
 
+    /// Picks an underlay address (`preferred` if given), claims it and
+    /// enters `vnf` for it. The only step that can fail is the pick, so
+    /// call it after every other check.
+    fn add_vnf(&mut self, preferred: Option<Ipv6Addr>, vnf: Vnf) -> Result<Ipv6Addr, ServiceError> {
+        let underlay = self.pick_underlay(preferred)?;
+        self.claim_underlay(underlay);
+        self.vnf.insert(underlay, vnf);
+        Ok(underlay)
+    }
+
     /// CreateInterface: the underlay address and the VF's netdev name.
     pub fn create_interface(
         &mut self,
@@ -372,21 +382,19 @@ impl DpState {
         if own.iter().any(|p| self.route_taken(spec.vni, *p)) {
             return Err(ServiceError::RouteExists);
         }
-        let underlay = self.pick_underlay(spec.preferred_underlay)?;
-        // Checks done: from here on nothing fails.
-        self.claim_underlay(underlay);
-        for prefix in own {
-            self.routes.insert(spec.vni, prefix, RouteTarget::Vf(port));
-        }
-        *self.vni_refs.entry(spec.vni).or_default() += 1;
-        self.vnf.insert(
-            underlay,
+        let underlay = self.add_vnf(
+            spec.preferred_underlay,
             Vnf {
                 kind: VnfKind::Interface,
                 vni: spec.vni,
                 port,
             },
-        );
+        )?;
+        // Checks done: from here on nothing fails.
+        for prefix in own {
+            self.routes.insert(spec.vni, prefix, RouteTarget::Vf(port));
+        }
+        *self.vni_refs.entry(spec.vni).or_default() += 1;
         self.by_port.insert(port, spec.id.clone());
         let name = self
             .config
@@ -495,17 +503,15 @@ impl DpState {
         if self.route_taken(vni, prefix) {
             return Err(ServiceError::RouteExists);
         }
-        let underlay = self.pick_underlay(preferred)?;
-        self.claim_underlay(underlay);
-        self.routes.insert(vni, prefix, RouteTarget::Vf(port));
-        self.vnf.insert(
-            underlay,
+        let underlay = self.add_vnf(
+            preferred,
             Vnf {
                 kind: VnfKind::AliasPrefix(prefix),
                 vni,
                 port,
             },
-        );
+        )?;
+        self.routes.insert(vni, prefix, RouteTarget::Vf(port));
         if let Some(i) = self.interfaces.get_mut(id) {
             i.prefixes.insert(prefix, underlay);
         }

@@ -71,10 +71,15 @@ pub(super) enum DnatUse {
 }
 
 impl DpState {
-    fn iface_ipv4(&self, id: &str) -> Result<(Vni, Ipv4Addr), ServiceError> {
+    /// The interface a VIP or NAT is for: it must have an IPv4 address.
+    fn ipv4_interface(&self, id: &str) -> Result<&super::Interface, ServiceError> {
         let iface = self.interfaces.get(id).ok_or(ServiceError::NoVm)?;
-        let ip = iface.ipv4.ok_or(ServiceError::BadIpVersion)?;
-        Ok((iface.vni, ip))
+        iface.ipv4.ok_or(ServiceError::BadIpVersion)?;
+        Ok(iface)
+    }
+
+    fn is_vip(&self, vni: Vni, ip: Ipv4Addr) -> bool {
+        matches!(self.dnat.get(&(vni, ip)), Some(DnatUse::Vip))
     }
 
     /// CreateVip: outbound traffic of the interface through a default route
@@ -85,24 +90,22 @@ impl DpState {
         vip: Ipv4Addr,
         preferred: Option<Ipv6Addr>,
     ) -> Result<Ipv6Addr, ServiceError> {
-        let (vni, _) = self.iface_ipv4(id)?;
-        let port = self.interfaces.get(id).map_or(0, |i| i.port);
-        if self.interfaces.get(id).is_some_and(|i| i.vip.is_some()) {
+        let iface = self.ipv4_interface(id)?;
+        let (vni, port) = (iface.vni, iface.port);
+        if iface.vip.is_some() {
             return Err(ServiceError::SnatExists);
         }
         if self.dnat.contains_key(&(vni, vip)) {
             return Err(ServiceError::DnatExists);
         }
-        let underlay = self.pick_underlay(preferred)?;
-        self.claim_underlay(underlay);
-        self.vnf.insert(
-            underlay,
+        let underlay = self.add_vnf(
+            preferred,
             Vnf {
                 kind: VnfKind::Vip,
                 vni,
                 port,
             },
-        );
+        )?;
         self.dnat.insert((vni, vip), DnatUse::Vip);
         if let Some(i) = self.interfaces.get_mut(id) {
             i.vip = Some((vip, underlay));
@@ -129,16 +132,14 @@ impl DpState {
         Ok(())
     }
 
-    fn use_nat_ip(&mut self, vni: Vni, ip: Ipv4Addr) -> Result<(), ServiceError> {
+    /// Counts one more user of NAT IP `ip`; callers have checked that it
+    /// is not a VIP.
+    fn use_nat_ip(&mut self, vni: Vni, ip: Ipv4Addr) {
         match self.dnat.get_mut(&(vni, ip)) {
-            Some(DnatUse::Vip) => Err(ServiceError::DnatExists),
-            Some(DnatUse::Nat { users }) => {
-                *users += 1;
-                Ok(())
-            }
+            Some(DnatUse::Nat { users }) => *users += 1,
+            Some(DnatUse::Vip) => tracing::warn!(%ip, "a VIP used as NAT IP"),
             None => {
                 self.dnat.insert((vni, ip), DnatUse::Nat { users: 1 });
-                Ok(())
             }
         }
     }
@@ -162,25 +163,23 @@ impl DpState {
         max_port: u16,
         preferred: Option<Ipv6Addr>,
     ) -> Result<Ipv6Addr, ServiceError> {
-        let (vni, _) = self.iface_ipv4(id)?;
-        let port = self.interfaces.get(id).map_or(0, |i| i.port);
-        if self.interfaces.get(id).is_some_and(|i| i.nat.is_some()) {
+        let iface = self.ipv4_interface(id)?;
+        let (vni, port) = (iface.vni, iface.port);
+        if iface.nat.is_some() {
             return Err(ServiceError::SnatExists);
         }
-        if matches!(self.dnat.get(&(vni, ip)), Some(DnatUse::Vip)) {
+        if self.is_vip(vni, ip) {
             return Err(ServiceError::DnatExists);
         }
-        let underlay = self.pick_underlay(preferred)?;
-        self.use_nat_ip(vni, ip)?;
-        self.claim_underlay(underlay);
-        self.vnf.insert(
-            underlay,
+        let underlay = self.add_vnf(
+            preferred,
             Vnf {
                 kind: VnfKind::Nat,
                 vni,
                 port,
             },
-        );
+        )?;
+        self.use_nat_ip(vni, ip);
         if let Some(i) = self.interfaces.get_mut(id) {
             i.nat = Some(NatConfig {
                 ip,
@@ -237,7 +236,10 @@ impl DpState {
         if overlaps {
             return Err(ServiceError::AlreadyExists);
         }
-        self.use_nat_ip(entry.vni, entry.ip)?;
+        if self.is_vip(entry.vni, entry.ip) {
+            return Err(ServiceError::DnatExists);
+        }
+        self.use_nat_ip(entry.vni, entry.ip);
         self.neighbor_nats.push(entry);
         self.changed();
         Ok(())
