@@ -1,18 +1,28 @@
 //! Harness for `ironnet-dp`: arbitrary frames on arbitrary ports through
 //! the pipeline of a dp with interfaces, a remote route, a virtual IP, a
-//! NAT with a neighbour range and a load balancer.
+//! NAT with a neighbour range, a load balancer and two virtual services.
 //! No panic; a transmitted frame is never empty; counters add up.
 
 use std::time::{Duration, Instant};
 
 use ironnet_dp::pipeline::{Packet, Pipeline, Verdict};
 use ironnet_dp::state::{ExternalRoute, InterfaceSpec, LbPort, LbSpec, NeighborNat};
+use ironnet_dp::virtsvc::{ServiceProtocol, VirtualService, VirtualServices};
 use ironnet_dp::{DpConfig, DpState, Snapshot};
 use ironnet_overlay::route::Vni;
 
 fn snapshot() -> Option<Snapshot> {
     let vni = Vni::new(100)?;
-    let mut state = DpState::new(DpConfig::tap("fc00:1::1".parse().ok()?, 2), 3);
+    let mut config = DpConfig::tap("fc00:1::1".parse().ok()?, 2);
+    let service = |p, t| VirtualService::parse(p, t).ok();
+    config.virtual_services = std::sync::Arc::new(
+        VirtualServices::new(vec![
+            service(ServiceProtocol::Tcp, "169.254.169.254,80,fc00:b::5,8080")?,
+            service(ServiceProtocol::Udp, "169.254.169.254,53,fc00:b::5,5353")?,
+        ])
+        .ok()?,
+    );
+    let mut state = DpState::new(config, 3);
     state.initialize();
     for (id, dev, v4, v6) in [
         ("a", "net_tap2", "10.0.0.1", "2001:db8::1"),

@@ -9,6 +9,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use ironnet_overlay::PacketBuf;
 use ironnet_overlay::encap::{self, EncapParams};
 use ironnet_overlay::transform::{EtherRewrite, HeaderTransform};
+use ironnet_overlay::translate::{self, Translation};
 use ironnet_overlay::wire::build::{FrameSpec, L4Spec};
 use ironnet_overlay::wire::dhcpv4::{Dhcpv4Packet, Dhcpv4Repr};
 use ironnet_overlay::wire::dhcpv6::{Dhcpv6Packet, Dhcpv6Repr};
@@ -373,6 +374,82 @@ pub fn encap_decap(data: &[u8]) {
     }
 }
 
+/// IPv4 ↔ IPv6 translation: on error nothing changed; on success the
+/// result parses as the other family with a transport checksum that
+/// verifies over its pseudo-header, and the transport payload is intact.
+pub fn translation(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(f) = frame(&mut u) else { return };
+    let Ok((headroom, ports, ident)) = <(u8, (u16, u16), u16)>::arbitrary(&mut u) else {
+        return;
+    };
+    let headroom = usize::from(headroom);
+    let mut buf = vec![0u8; headroom + f.len()];
+    buf[headroom..].copy_from_slice(&f);
+    let mut pkt = PacketBuf::new(buf, headroom, f.len()).expect("sized above");
+    let before = pkt.clone();
+    let macs = (MacAddr([2; 6]), MacAddr([4; 6]));
+    let to_v6 = Translation {
+        eth_src: macs.0,
+        eth_dst: macs.1,
+        src: Ipv6Addr::new(0xfc00, 1, 0, 0, 0xd0ff, 0x4000, 0, 1),
+        dst: Ipv6Addr::new(0xfc00, 0xb, 0, 0, 0, 0, 0, 5),
+        src_port: ports.0,
+        dst_port: ports.1,
+    };
+    let to_v4 = Translation {
+        eth_src: macs.0,
+        eth_dst: macs.1,
+        src: Ipv4Addr::new(169, 254, 169, 254),
+        dst: Ipv4Addr::new(10, 0, 0, 1),
+        src_port: ports.0,
+        dst_port: ports.1,
+    };
+    let result = match EthernetFrame::new_checked(&f[..]).map(|e| e.ethertype().0) {
+        Ok(0x0800) => translate::ipv4_to_ipv6(&mut pkt, &to_v6),
+        _ => translate::ipv6_to_ipv4(&mut pkt, &to_v4, ident),
+    };
+    let Ok(facts) = result else {
+        assert_eq!(pkt, before, "a refused translation changed the packet");
+        return;
+    };
+    let eth = EthernetFrame::new_checked(pkt.data()).expect("frame stays valid");
+    let (pseudo, l4) = if let Ok(ip) = Ipv6Packet::new_checked(eth.payload())
+        && eth.ethertype().0 == 0x86dd
+    {
+        let len = ip.payload().len() as u32;
+        let p = ironnet_overlay::wire::checksum::pseudo_header_v6(
+            ip.src(),
+            ip.dst(),
+            facts.protocol.0,
+            len,
+        );
+        (p, ip.payload().to_vec())
+    } else {
+        let ip = Ipv4Packet::new_checked(eth.payload()).expect("IPv4 out");
+        assert!(ip.verify_checksum());
+        let len = u16::try_from(ip.payload().len()).expect("fits");
+        let p = ironnet_overlay::wire::checksum::pseudo_header_v4(
+            ip.src(),
+            ip.dst(),
+            facts.protocol.0,
+            len,
+        );
+        (p, ip.payload().to_vec())
+    };
+    let sum =
+        ironnet_overlay::wire::checksum::fold(pseudo + ironnet_overlay::wire::checksum::sum(&l4));
+    assert_eq!(sum, 0xffff, "transport checksum");
+    assert_eq!(u16::from_be_bytes([l4[0], l4[1]]), ports.0);
+    assert_eq!(u16::from_be_bytes([l4[2], l4[3]]), ports.1);
+    let header = if facts.protocol.0 == 6 { 20 } else { 8 };
+    let rest = &l4[header.min(l4.len())..];
+    assert!(
+        rest.is_empty() || before.data().windows(rest.len()).any(|w| w == rest),
+        "transport payload changed"
+    );
+}
+
 /// Header transforms: on error nothing changed; on success the IPv4
 /// header checksum still verifies.
 pub fn transform(data: &[u8]) {
@@ -568,6 +645,11 @@ mod tests {
         #[test]
         fn transform_harness_holds(data in proptest::collection::vec(any::<u8>(), 0..600)) {
             transform(&data);
+        }
+
+        #[test]
+        fn translation_harness_holds(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            translation(&data);
         }
     }
 

@@ -9,6 +9,7 @@
 //! `cargo bench -p ironnet-dp --bench pipeline_bench`
 #![allow(clippy::unwrap_used)]
 
+use ironnet_dp::virtsvc::{ServiceProtocol, VirtualService, VirtualServices, service_underlay};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -39,7 +40,15 @@ struct World {
 
 fn world() -> World {
     let vni = Vni::new(100).unwrap();
-    let mut state = DpState::new(DpConfig::tap("fc00:1::1".parse().unwrap(), 8), 1);
+    let mut config = DpConfig::tap("fc00:1::1".parse().unwrap(), 8);
+    config.virtual_services = std::sync::Arc::new(
+        VirtualServices::new(vec![
+            VirtualService::parse(ServiceProtocol::Udp, "169.254.169.254,5000,fc00:b::5,5353")
+                .unwrap(),
+        ])
+        .unwrap(),
+    );
+    let mut state = DpState::new(config, 1);
     state.initialize();
     let spec = |id: &str, dev: &str, ip: &str| InterfaceSpec {
         id: id.into(),
@@ -349,6 +358,40 @@ fn main() {
             budget,
             false,
         ),
+    );
+    // Virtual service: 64 guest ports on slots 1024..1088, and answers.
+    report(
+        "virtual service out (IPv4→IPv6)",
+        measure(
+            snap,
+            &mut pipe,
+            3,
+            &flows("10.0.0.2", "169.254.169.254"),
+            budget,
+            false,
+        ),
+    );
+    let svc_answers: Vec<Vec<u8>> = (0..64)
+        .map(|i| {
+            FrameSpec {
+                eth_src: MacAddr([2, 0xee, 0, 0, 0, 1]),
+                eth_dst: MacAddr([0x22, 0x22, 0x22, 0x22, 0x22, 0]),
+                src: IpAddr::V6("fc00:b::5".parse().unwrap()),
+                dst: IpAddr::V6(service_underlay(snap.host_ipv6, 0)),
+                ttl: 64,
+                l4: L4Spec::Udp {
+                    src_port: 5353,
+                    dst_port: 1024 + i,
+                },
+                payload: vec![0; 2],
+            }
+            .to_vec()
+            .unwrap()
+        })
+        .collect();
+    report(
+        "virtual service in (IPv6→IPv4)",
+        measure(snap, &mut pipe, 0, &svc_answers, budget, false),
     );
     report(
         "firewall 1000 rules, established",

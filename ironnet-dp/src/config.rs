@@ -2,9 +2,12 @@
 //! host underlay address, DHCP settings and flow timeouts.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ironnet_overlay::wire::MacAddr;
+
+use crate::virtsvc::VirtualServices;
 
 /// Whether a port faces the underlay or a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +55,8 @@ pub struct DpConfig {
     /// MTU of the underlay links; inner packets that do not fit after
     /// encapsulation get ICMP "packet too big" / "fragmentation needed".
     pub underlay_mtu: u16,
+    /// Virtual services (`--tcp-virtsvc`, `--udp-virtsvc`), validated.
+    pub virtual_services: Arc<VirtualServices>,
 }
 
 /// dpservice's TAP-mode defaults: PF MACs `22:22:22:22:22:0N`, VF MACs
@@ -117,6 +122,7 @@ impl Default for DpConfig {
             flow_timeout: Duration::from_secs(30),
             tcp_established_timeout: Duration::from_secs(86_400),
             underlay_mtu: 1540,
+            virtual_services: Arc::default(),
         }
     }
 }

@@ -10,7 +10,9 @@
 //! - [`io`], [`dataplane`]: ports (memory, TAP) and the worker that runs
 //!   the pipeline over them;
 //! - [`service`]: the gRPC service;
-//! - [`metrics`]: Prometheus metrics over HTTP.
+//! - [`metrics`]: Prometheus metrics over HTTP;
+//! - [`virtsvc`]: virtual services (IPv4 service addresses served over
+//!   IPv6 by header replacement).
 
 pub mod config;
 pub mod dataplane;
@@ -24,6 +26,7 @@ pub mod proto;
 pub mod service;
 pub mod snapshot;
 pub mod state;
+pub mod virtsvc;
 
 pub use config::{DpConfig, PortConfig, PortKind};
 pub use error::ServiceError;

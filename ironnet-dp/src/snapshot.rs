@@ -16,6 +16,7 @@ use crate::config::PortKind;
 use crate::firewall::RuleSet;
 use crate::maglev::Maglev;
 use crate::state::{NeighborNat, PortId, Pxe, RouteTarget, Vnf};
+use crate::virtsvc::VirtualServices;
 
 /// An interface's NAT as the pipeline needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,8 @@ pub struct Snapshot {
     /// Generation of the newest purge no longer in `purges`: a pipeline
     /// that saw nothing that recent removes every translated flow.
     pub purges_trimmed: u64,
+    /// Virtual services (static configuration).
+    pub virtual_services: Arc<VirtualServices>,
 }
 
 impl Snapshot {
@@ -163,6 +166,7 @@ impl Snapshot {
             neighbor_nats: Arc::new(Vec::new()),
             purges: Arc::new(Vec::new()),
             purges_trimmed: 0,
+            virtual_services: Arc::default(),
         }
     }
 }

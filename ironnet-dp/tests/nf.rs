@@ -56,7 +56,11 @@ impl World {
     /// vm1 (10.0.0.1, port 2) and vm2 (10.0.0.2, port 3) in VNI 100, a
     /// default route and 192.168.0.0/16 to another host.
     fn new() -> World {
-        let mut state = DpState::new(DpConfig::tap(v6(HOST), 2), 1);
+        Self::with_config(DpConfig::tap(v6(HOST), 2))
+    }
+
+    fn with_config(config: DpConfig) -> World {
+        let mut state = DpState::new(config, 1);
         state.initialize();
         for (id, dev, ip) in [
             ("vm1", "net_tap2", "10.0.0.1"),
@@ -655,4 +659,132 @@ proptest! {
             }
         }
     }
+}
+
+/// An IPv6 frame from the router: `l4` from `src` to `dst`.
+fn v6_frame(w: &World, src: Ipv6Addr, dst: Ipv6Addr, l4: L4Spec) -> Vec<u8> {
+    FrameSpec {
+        eth_src: ROUTER,
+        eth_dst: w.pf_mac(),
+        src: IpAddr::V6(src),
+        dst: IpAddr::V6(dst),
+        ttl: 60,
+        l4,
+        payload: vec![0xa5; 24],
+    }
+    .to_vec()
+    .unwrap()
+}
+
+/// (src, dst, next header, sport, dport) of an unencapsulated IPv6 frame,
+/// its transport checksum verified.
+fn seen_v6(frame: &[u8]) -> (Ipv6Addr, Ipv6Addr, u8, u16, u16) {
+    assert_eq!(u16::from_be_bytes([frame[12], frame[13]]), 0x86dd);
+    let ip = &frame[14..];
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+    let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let l4 = &ip[40..40 + len];
+    let acc =
+        ironnet_overlay::wire::checksum::pseudo_header_v6(src, dst, ip[6], len as u32) + sum(l4);
+    assert_eq!(finish(acc), 0, "L4 checksum over the IPv6 pseudo-header");
+    (
+        src,
+        dst,
+        ip[6],
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    )
+}
+
+#[test]
+fn virtual_services_replace_headers_both_ways() {
+    use ironnet_dp::virtsvc::{ServiceProtocol, VirtualService, VirtualServices, service_underlay};
+    let mut config = DpConfig::tap(v6(HOST), 2);
+    config.virtual_services = std::sync::Arc::new(
+        VirtualServices::new(vec![
+            VirtualService::parse(ServiceProtocol::Tcp, "169.254.169.254,80,fc00:b::5,8080")
+                .unwrap(),
+            VirtualService::parse(ServiceProtocol::Udp, "169.254.169.254,53,fc00:b::53,5353")
+                .unwrap(),
+        ])
+        .unwrap(),
+    );
+    let mut w = World::with_config(config);
+    let tcp_svc = service_underlay(v6(HOST), 0);
+    let udp_svc = service_underlay(v6(HOST), 1);
+
+    // Out: the IPv4 header becomes IPv6, one source port per guest endpoint.
+    let (v, out) = w.run(VM1, &frame("10.0.0.1", "169.254.169.254", tcp(40000, 80)));
+    assert_eq!(v, Verdict::Tx(PF0));
+    assert_eq!(&out[0..6], &ROUTER.0, "to the router");
+    assert_eq!(seen_v6(&out), (tcp_svc, v6("fc00:b::5"), 6, 1024, 8080));
+    let mut f2 = frame("10.0.0.2", "169.254.169.254", tcp(40000, 80));
+    f2[6..12].copy_from_slice(&GUEST2.0);
+    let (v, out) = w.run(VM2, &f2);
+    assert_eq!(v, Verdict::Tx(PF0));
+    assert_eq!(seen_v6(&out).3, 1025);
+    let (_, out) = w.run(VM1, &frame("10.0.0.1", "169.254.169.254", udp(5000, 53)));
+    assert_eq!(seen_v6(&out), (udp_svc, v6("fc00:b::53"), 17, 1024, 5353));
+
+    // Back: the service's answers reach the right guest as IPv4.
+    let synack = L4Spec::Tcp {
+        src_port: 8080,
+        dst_port: 1025,
+        seq: 9,
+        ack: 2,
+        flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+        window: 1000,
+    };
+    let (v, back) = w.run(PF0, &v6_frame(&w, v6("fc00:b::5"), tcp_svc, synack));
+    assert_eq!(v, Verdict::Tx(VM2));
+    assert_eq!(&back[0..6], &GUEST2.0);
+    let s = seen(&back);
+    assert_eq!(
+        (s.outer, s.src, s.dst, s.protocol, s.sport, s.dport),
+        (None, v4("169.254.169.254"), v4("10.0.0.2"), 6, 80, 40000)
+    );
+    let (v, back) = w.run(
+        PF0,
+        &v6_frame(&w, v6("fc00:b::53"), udp_svc, udp(5353, 1024)),
+    );
+    assert_eq!(v, Verdict::Tx(VM1));
+    let s = seen(&back);
+    assert_eq!(
+        (s.src, s.dst, s.sport, s.dport),
+        (v4("169.254.169.254"), v4("10.0.0.1"), 53, 5000)
+    );
+
+    // Not answers: an unused slot, the wrong service port or address.
+    for bad in [
+        v6_frame(&w, v6("fc00:b::5"), tcp_svc, tcp(8080, 1030)),
+        v6_frame(&w, v6("fc00:b::5"), tcp_svc, tcp(8081, 1024)),
+        v6_frame(&w, v6("fc00:b::6"), tcp_svc, tcp(8080, 1024)),
+        v6_frame(&w, v6("fc00:b::5"), udp_svc, tcp(8080, 1024)),
+    ] {
+        assert_eq!(w.run(PF0, &bad).0, Verdict::Drop(DropReason::NoFlow));
+    }
+    // Plain IPv6 to other underlay addresses is still not ours.
+    let (v, _) = w.run(PF0, &v6_frame(&w, v6("fc00:b::5"), v6(HOST), udp(1, 2)));
+    assert_eq!(v, Verdict::Drop(DropReason::UntunnelledOnPf));
+    // Another port on the service address is routed as usual (default route).
+    let (v, out) = w.run(VM1, &frame("10.0.0.1", "169.254.169.254", tcp(40000, 81)));
+    assert_eq!(v, Verdict::Tx(PF0));
+    assert!(seen(&out).outer.is_some(), "encapsulated, not translated");
+
+    // Deleting the interface frees its connections at once.
+    w.state.delete_interface("vm2").unwrap();
+    w.publish();
+    let (v, _) = w.run(
+        PF0,
+        &v6_frame(&w, v6("fc00:b::5"), tcp_svc, tcp(8080, 1025)),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
+    // Idle connections expire after the flow timeout.
+    w.now += Duration::from_secs(31);
+    let (v, _) = w.run(
+        PF0,
+        &v6_frame(&w, v6("fc00:b::53"), udp_svc, udp(5353, 1024)),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
 }

@@ -15,6 +15,8 @@
 //!   wire;
 //! - [`transform`]: declarative header changes (addresses, ports, TTL,
 //!   Ethernet, encap/decap) applied by one function that fixes checksums;
+//! - [`translate`]: IPv4 ↔ IPv6 header replacement for TCP and UDP
+//!   (dpservice's virtual services);
 //! - [`underlay`]: dpservice's underlay IPv6 address layout;
 //! - [`route`]: the route model shared by the data plane and the bond
 //!   (VNI, canonical destination prefix, next hop on the underlay);
@@ -32,6 +34,7 @@ pub mod lpm;
 pub mod offload;
 pub mod route;
 pub mod transform;
+pub mod translate;
 pub mod underlay;
 pub mod wire;
 

@@ -22,6 +22,7 @@ use ironnet_dp::metrics::DpCollector;
 use ironnet_dp::pipeline::conntrack::Timeouts;
 use ironnet_dp::pipeline::{DEFAULT_FLOWS, Pipeline};
 use ironnet_dp::service::DpService;
+use ironnet_dp::virtsvc::{ServiceProtocol, VirtsvcError, VirtualService, VirtualServices};
 use ironnet_dp::{DpConfig, DpState, Published, Snapshot};
 use ironnet_overlay::wire::MacAddr;
 
@@ -79,16 +80,44 @@ struct Cli {
     /// The router's MAC behind the PFs (learned from traffic otherwise).
     #[arg(long)]
     pf_router_mac: Option<MacAddr>,
+    /// A TCP virtual service, `IPv4,port,IPv6,port`: guests reach the IPv6
+    /// service at the IPv4 address and port (repeatable).
+    #[arg(long, value_name = "IPv4,PORT,IPv6,PORT")]
+    tcp_virtsvc: Vec<String>,
+    /// A UDP virtual service, as `--tcp-virtsvc` (repeatable).
+    #[arg(long, value_name = "IPv4,PORT,IPv6,PORT")]
+    udp_virtsvc: Vec<String>,
     /// Debug logging.
     #[arg(short, long)]
     verbose: bool,
+}
+
+/// The virtual services of the command line, validated together.
+fn virtual_services(cli: &Cli) -> Result<VirtualServices, VirtsvcError> {
+    let tcp = cli
+        .tcp_virtsvc
+        .iter()
+        .map(|t| VirtualService::parse(ServiceProtocol::Tcp, t));
+    let udp = cli
+        .udp_virtsvc
+        .iter()
+        .map(|t| VirtualService::parse(ServiceProtocol::Udp, t));
+    VirtualServices::new(tcp.chain(udp).collect::<Result<_, _>>()?)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    let services = match virtual_services(&cli) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ironnet-dp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = DpConfig::tap_named(cli.ipv6, cli.vfs, &cli.tap_prefix);
+    config.virtual_services = Arc::new(services);
     if let Some(index) = cli.mac_index {
         for p in &mut config.ports {
             p.mac.0[4] = index;
@@ -187,6 +216,20 @@ async fn main() -> ExitCode {
     println!("grpc on {addr}");
     if let Some((bound, _)) = &_metrics {
         println!("metrics on http://{bound}/metrics");
+    }
+    for (i, s) in config.virtual_services.iter().enumerate() {
+        let underlay = u16::try_from(i)
+            .map(|i| ironnet_dp::virtsvc::service_underlay(config.host_ipv6, i).to_string())
+            .unwrap_or_default();
+        // Not on stdout: a parent reading the first lines may have closed it.
+        tracing::info!(
+            "virtual service {} {}:{} -> [{}]:{} from {underlay}",
+            s.protocol,
+            s.virtual_addr,
+            s.virtual_port,
+            s.service_addr,
+            s.service_port
+        );
     }
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let server = tonic::transport::Server::builder()

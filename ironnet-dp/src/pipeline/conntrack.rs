@@ -255,7 +255,12 @@ pub struct FlowTable {
 pub const AGE_BUDGET: usize = 1024;
 
 impl FlowTable {
-    /// A table for up to `capacity` flows.
+    /// The idle timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// A table of up to `capacity` flows.
     pub fn new(capacity: usize, timeouts: Timeouts) -> Self {
         FlowTable {
             keys: FxHashMap::default(),

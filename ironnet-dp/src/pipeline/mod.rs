@@ -24,6 +24,7 @@ mod guest;
 mod icmp;
 pub mod nat_ports;
 mod nf;
+pub mod virtsvc;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -190,6 +191,8 @@ pub enum DropReason {
     TransitReply,
     /// A new flow whose answer key belongs to another flow.
     FlowConflict,
+    /// Every connection slot of a virtual service is live.
+    VirtsvcExhausted,
 }
 
 /// What to do with a packet.
@@ -224,6 +227,10 @@ pub struct Pipeline {
     extra: Vec<(PortId, Packet)>,
     /// The newest snapshot generation whose purges are applied.
     purged_to: u64,
+    /// Virtual-service connections, by service index.
+    virtsvc: Vec<virtsvc::ServiceConnections>,
+    /// IPv4 identification of packets from virtual services.
+    virtsvc_ident: u16,
 }
 
 impl Default for Pipeline {
@@ -257,6 +264,8 @@ impl Pipeline {
             flows: FlowTable::new(capacity, timeouts),
             extra: Vec::new(),
             purged_to: 0,
+            virtsvc: Vec::new(),
+            virtsvc_ident: 0,
         }
     }
 
@@ -381,7 +390,14 @@ impl Pipeline {
                         guest::dhcpv6(frame, &frame[off..], port_mac, iface, snap)
                     }
                     Some(Local::Echo) => icmp::echo_reply(frame).ok_or(DropReason::Malformed),
-                    None => return self.route_from_guest(snap, now, pkt, &l3, iface),
+                    None => {
+                        if !snap.virtual_services.is_empty()
+                            && let Some(v) = self.virtsvc_from_guest(snap, now, pkt, &l3)
+                        {
+                            return v;
+                        }
+                        return self.route_from_guest(snap, now, pkt, &l3, iface);
+                    }
                 }
             }
             _ => Err(DropReason::UnsupportedEtherType),

@@ -121,6 +121,11 @@ impl Pipeline {
                 continue;
             }
             self.flows.purge(|e| purge_matches(purge, e));
+            if let Purge::Port(port) = purge {
+                for conns in &mut self.virtsvc {
+                    conns.forget_port(*port);
+                }
+            }
         }
         self.purged_to = snap.generation;
     }
@@ -214,6 +219,11 @@ impl Pipeline {
             }
             eth.src()
         };
+        if !snap.virtual_services.is_empty()
+            && let Some(v) = self.virtsvc_to_guest(snap, now, pkt)
+        {
+            return v;
+        }
         let outer = match encap::decapsulate(&mut pkt.buf) {
             Ok(d) => d,
             Err(WireError::Unsupported { .. }) => {

@@ -693,6 +693,7 @@ impl DpState {
             neighbor_nats: Arc::new(self.neighbor_nats.clone()),
             purges: Arc::new(self.purges.iter().copied().collect()),
             purges_trimmed: self.purges_trimmed,
+            virtual_services: Arc::clone(&self.config.virtual_services),
         }
     }
 }
