@@ -1,10 +1,18 @@
-//! The ironnet control-plane foundation.
+//! The ironnet control-plane foundation: the resource model of both
+//! IronCore API groups with validation and defaults, manifests, and (as
+//! they land) the store, the reconcile runtime and the API server.
 //!
-//! This crate will hold the resource model of both IronCore API groups
-//! (`networking.ironcore.dev` and `core.apinet.ironcore.dev`), the `Store`
-//! trait with its memory, embedded-file and etcd backends, and the reconcile
-//! runtime the controller and agents are built on.
-//!
-//! Status: not implemented yet. Nothing in this crate is usable today; the
-//! work is tracked as its own issue. Allocation decisions live in
-//! [`ironnet_alloc`], which this crate will build on.
+//! - [`api`]: typed objects of `networking.ironcore.dev` and
+//!   `core.apinet.ironcore.dev`;
+//! - [`meta`]: metadata, owner references, label selectors;
+//! - [`validation`]: field paths and errors;
+//! - [`object`]: the [`Resource`](object::Resource) trait and kind identity;
+//! - [`registry`]: every kind, and the dynamic [`DynObject`](registry::DynObject);
+//! - [`manifest`]: multi-document YAML.
+
+pub mod api;
+pub mod manifest;
+pub mod meta;
+pub mod object;
+pub mod registry;
+pub mod validation;

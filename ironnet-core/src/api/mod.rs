@@ -1,0 +1,7 @@
+//! The two API groups: [`networking`] (`networking.ironcore.dev`, what
+//! users apply) and [`apinet`] (`core.apinet.ironcore.dev`, the controller's
+//! and agents' internal objects), with the [`common`] types they share.
+
+pub mod apinet;
+pub mod common;
+pub mod networking;
