@@ -8,11 +8,14 @@
 //! - [`validation`]: field paths and errors;
 //! - [`object`]: the [`Resource`](object::Resource) trait and kind identity;
 //! - [`registry`]: every kind, and the dynamic [`DynObject`](registry::DynObject);
-//! - [`manifest`]: multi-document YAML.
+//! - [`manifest`]: multi-document YAML;
+//! - [`store`]: the store with watch (memory, embedded file).
 
 pub mod api;
 pub mod manifest;
 pub mod meta;
 pub mod object;
 pub mod registry;
+pub mod store;
+pub mod time;
 pub mod validation;
