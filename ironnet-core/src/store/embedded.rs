@@ -28,7 +28,9 @@ struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("engine", &self.engine).finish()
+        f.debug_struct("Inner")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -89,7 +91,9 @@ impl EmbeddedStore {
                 match obj {
                     Some(o) => {
                         let bytes = serde_json::to_vec(&o.value).map_err(backend)?;
-                        objects.insert(k.as_str(), bytes.as_slice()).map_err(backend)?;
+                        objects
+                            .insert(k.as_str(), bytes.as_slice())
+                            .map_err(backend)?;
                     }
                     None => {
                         objects.remove(k.as_str()).map_err(backend)?;
@@ -102,7 +106,10 @@ impl EmbeddedStore {
         txn.commit().map_err(backend)
     }
 
-    fn run<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut inner = self.lock();
         let result = f(&mut inner.engine);
         let changes = inner.engine.take_changes();

@@ -40,7 +40,10 @@ impl MemoryStore {
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn run<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut e = self.lock();
         let r = f(&mut e);
         let changes = e.take_changes();

@@ -236,13 +236,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(Vec<DynObject>, u64), StoreError>> + Send;
 
     /// Creates `obj` (uid, version, timestamps set here; status dropped).
-    fn create(&self, obj: DynObject)
-    -> impl Future<Output = Result<DynObject, StoreError>> + Send;
+    fn create(&self, obj: DynObject) -> impl Future<Output = Result<DynObject, StoreError>> + Send;
 
     /// Replaces everything but status; a non-empty resourceVersion must be
     /// the stored one.
-    fn update(&self, obj: DynObject)
-    -> impl Future<Output = Result<DynObject, StoreError>> + Send;
+    fn update(&self, obj: DynObject) -> impl Future<Output = Result<DynObject, StoreError>> + Send;
 
     /// Replaces the status only (same concurrency rule).
     fn update_status(
