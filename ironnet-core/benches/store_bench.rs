@@ -55,14 +55,23 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("ironnet-store-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mem = rt.block_on(run(MemoryStore::with_log(4 * n), n));
-    let emb = rt.block_on(run(EmbeddedStore::open(&dir.join("bench.redb")).unwrap(), n));
+    let emb = rt.block_on(run(
+        EmbeddedStore::open(&dir.join("bench.redb")).unwrap(),
+        n,
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     println!("store throughput, {n} objects, objects/s (one run)");
-    println!("{:<10} {:>12} {:>12} {:>14}", "backend", "create", "update", "watch events");
+    println!(
+        "{:<10} {:>12} {:>12} {:>14}",
+        "backend", "create", "update", "watch events"
+    );
     for (name, (c, u, w)) in [("memory", mem), ("embedded", emb)] {
         println!("{name:<10} {c:>12.0} {u:>12.0} {w:>14.0}");
     }
