@@ -514,3 +514,16 @@ pub fn skip_packet_test() -> bool {
 pub fn grpc_port(offset: u16) -> u16 {
     20000 + (std::process::id() % 20000) as u16 + offset
 }
+
+/// A command running test `helper` of the current test binary inside
+/// namespace `ns` with environment variable `env` set (helper tests do
+/// nothing unless their variable is set).
+pub fn helper(ns: &str, helper: &str, env: (&str, &str)) -> Command {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns])
+        .arg(exe)
+        .args(["--exact", helper, "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1);
+    c
+}

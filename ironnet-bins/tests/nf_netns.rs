@@ -22,12 +22,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    DpProcess, Topology, attach, connect, create_interface, create_route, grpc_port, ip, lease,
-    ping, run, sh, skip_packet_test, spawn_dp, tcp_transfer, wait_for,
+    DpProcess, Topology, attach, connect, create_interface, create_route, grpc_port, helper, ip,
+    lease, ping, run, sh, skip_packet_test, spawn_dp, tcp_transfer, wait_for,
 };
 use ironnet_dp::proto;
 
@@ -76,17 +76,6 @@ fn name_client_helper() {
             done += 1;
         }
     }
-}
-
-/// Runs `helper` (one of the helper tests) of this binary inside `ns`.
-fn helper(ns: &str, helper: &str, env: (&str, &str)) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns])
-        .arg(exe)
-        .args(["--exact", helper, "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1);
-    c
 }
 
 /// Connects `n` times from `ns` to `addr` and counts the answers per name.

@@ -13,12 +13,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    Topology, attach, connect, create_interface, grpc_port, lease, sh, skip_packet_test, spawn_dp,
-    wait_for,
+    Topology, attach, connect, create_interface, grpc_port, helper, lease, sh, skip_packet_test,
+    spawn_dp, wait_for,
 };
 
 const DP: &str = env!("CARGO_BIN_EXE_ironnet-dp");
@@ -84,16 +84,6 @@ fn client_helper() {
             break;
         }
     }
-}
-
-fn helper(ns: &str, helper: &str, env: (&str, &str)) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns])
-        .arg(exe)
-        .args(["--exact", helper, "--nocapture", "--test-threads=1"])
-        .env(env.0, env.1);
-    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
