@@ -356,6 +356,54 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Every operation, rolled back, leaves no trace (objects, version,
+    /// watch); done for real, a mirror engine fed only its events (as a
+    /// replica on a shared backend is) ends equal.
+    #[test]
+    fn rollback_leaves_no_trace_and_a_mirror_follows(ops in proptest::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let mut engine = Engine::with_log(1, 100_000);
+        let mut mirror = Engine::with_log(2, 100_000);
+        let mut watch = engine.watch(Selection::default(), 0).unwrap();
+        let mut published = 0usize;
+        for op in ops {
+            let run = |e: &mut Engine| match &op {
+                Op::Create(n, l) => e.create(vip("default", &format!("o{n}"), &[("l", &l.to_string())])).map(|_| ()),
+                Op::Update(n, l, _) => {
+                    let mut o = vip("default", &format!("o{n}"), &[("l", &l.to_string())]);
+                    let mut m = o.meta();
+                    m.finalizers = if *l == 0 { vec!["x/y".into()] } else { vec![] };
+                    o.set_meta(&m);
+                    e.update(o, false).map(|_| ())
+                }
+                Op::Delete(n) => e.delete(&key("default", &format!("o{n}"))).map(|_| ()),
+            };
+            let before = engine.list(&Selection::default());
+            let _ = run(&mut engine);
+            let _ = engine.take_changes();
+            engine.rollback();
+            prop_assert_eq!(engine.list(&Selection::default()), before);
+            let _ = run(&mut engine);
+            let changes = engine.take_changes();
+            published += changes.events.len();
+            mirror.apply_committed(changes.events.clone()).unwrap();
+            engine.publish(changes.events);
+            prop_assert_eq!(mirror.list(&Selection::default()), engine.list(&Selection::default()));
+        }
+        let mut seen = 0;
+        rt.block_on(async {
+            while let Ok(Ok(Some(_))) =
+                tokio::time::timeout(Duration::from_millis(1), watch.next()).await
+            {
+                seen += 1;
+            }
+        });
+        prop_assert_eq!(seen, published, "rolled-back operations reached the watch");
+    }
+}
+
 const CRASH_ENV: &str = "IRONNET_STORE_CRASH_WRITER";
 
 /// Not a test by itself: with `IRONNET_STORE_CRASH_WRITER=<file>` it

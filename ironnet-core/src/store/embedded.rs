@@ -122,11 +122,8 @@ impl EmbeddedStore {
                 result
             }
             Err(e) => {
-                // Back to what the file holds: the operation never happened.
-                let seed = std::process::id().into();
-                if let Ok(engine) = load(&inner.db, seed) {
-                    inner.engine = engine;
-                }
+                // Nothing reached the file: the operation never happened.
+                inner.engine.rollback();
                 Err(e)
             }
         }

@@ -46,6 +46,10 @@ pub struct Engine {
     watchers: Vec<Watcher>,
     changed: Vec<ObjectKey>,
     pending: Vec<WatchEvent>,
+    /// Pre-images of what the current operation changed, and the version
+    /// before it: what [`rollback`](Engine::rollback) restores.
+    undo: Vec<(ObjectKey, Option<DynObject>)>,
+    undo_version: Option<u64>,
     uid_seed: u64,
 }
 
@@ -91,6 +95,8 @@ impl Engine {
             watchers: Vec::new(),
             changed: Vec::new(),
             pending: Vec::new(),
+            undo: Vec::new(),
+            undo_version: None,
             uid_seed,
         }
     }
@@ -109,7 +115,9 @@ impl Engine {
         self.version
     }
 
-    /// What changed since the last call, to persist.
+    /// What changed since the last call, to persist; then either
+    /// [`publish`](Engine::publish) (persisted) or
+    /// [`rollback`](Engine::rollback) (not).
     pub fn take_changes(&mut self) -> Changes {
         let mut keys = std::mem::take(&mut self.changed);
         keys.sort();
@@ -127,8 +135,87 @@ impl Engine {
         }
     }
 
-    /// Delivers committed events to watchers and the log.
+    /// Undoes everything since the last [`publish`](Engine::publish)
+    /// (the backend could not persist it): objects, version and pending
+    /// events are as before, watchers saw nothing.
+    pub fn rollback(&mut self) {
+        for (key, pre) in self.undo.drain(..).rev() {
+            match pre {
+                Some(o) => self.objects.insert(key, o),
+                None => self.objects.remove(&key),
+            };
+        }
+        if let Some(v) = self.undo_version.take() {
+            self.version = v;
+        }
+        self.changed.clear();
+        self.pending.clear();
+    }
+
+    /// Applies changes another writer committed (a replica sharing the
+    /// backend), in order, and delivers them to watchers. Events at or
+    /// below the current version are already here and skipped; an event
+    /// beyond the next version is a gap and refused (reload instead).
+    pub fn apply_committed(&mut self, events: Vec<WatchEvent>) -> Result<(), StoreError> {
+        let mut fresh = Vec::new();
+        for ev in events {
+            if ev.resource_version <= self.version {
+                continue;
+            }
+            if ev.resource_version > self.version + 1 && fresh.is_empty() {
+                return Err(StoreError::Expired {
+                    requested: self.version,
+                    oldest: ev.resource_version,
+                });
+            }
+            let meta = ev.object.meta();
+            let key = key_of(&ev.object, &meta);
+            match ev.ty {
+                EventType::Deleted => self.objects.remove(&key),
+                _ => self.objects.insert(key, ev.object.clone()),
+            };
+            self.version = ev.resource_version;
+            fresh.push(ev);
+        }
+        self.publish(fresh);
+        Ok(())
+    }
+
+    /// Replaces the whole state with `objects` at `version` (a reload after
+    /// falling too far behind a shared backend). Every watcher and the log
+    /// are dropped as expired: they list again.
+    pub fn reset(&mut self, objects: Vec<DynObject>, version: u64) {
+        for w in self.watchers.drain(..) {
+            w.expire();
+        }
+        self.log.clear();
+        self.objects.clear();
+        self.changed.clear();
+        self.pending.clear();
+        self.undo.clear();
+        self.undo_version = None;
+        self.restore(objects, version);
+    }
+
+    /// Stores (`Some`) or removes (`None`) `key`, remembering its
+    /// pre-image for [`rollback`](Engine::rollback).
+    fn put(&mut self, key: ObjectKey, obj: Option<DynObject>) {
+        if !self.undo.iter().any(|(k, _)| *k == key) {
+            let pre = self.objects.get(&key).cloned();
+            self.undo.push((key.clone(), pre));
+        }
+        match obj {
+            Some(o) => self.objects.insert(key.clone(), o),
+            None => self.objects.remove(&key),
+        };
+        self.changed.push(key);
+    }
+
+    /// The changes are persisted: they stand, and their events go to
+    /// watchers and the log.
     pub fn publish(&mut self, events: Vec<WatchEvent>) {
+        self.undo.clear();
+        self.undo_version = None;
         for ev in events {
             self.watchers.retain(|w| w.deliver(&ev));
             if self.log.len() == self.log_capacity {
@@ -180,6 +267,9 @@ impl Engine {
     }
 
     fn bump(&mut self, obj: &mut DynObject, meta: &mut ObjectMeta) {
+        if self.undo_version.is_none() {
+            self.undo_version = Some(self.version);
+        }
         self.version += 1;
         meta.resource_version = self.version.to_string();
         obj.set_meta(meta);
@@ -231,8 +321,7 @@ impl Engine {
             o.remove("status");
         }
         self.bump(&mut obj, &mut meta);
-        self.objects.insert(key.clone(), obj.clone());
-        self.changed.push(key);
+        self.put(key, Some(obj.clone()));
         self.emit(EventType::Added, obj.clone());
         Ok(obj)
     }
@@ -299,8 +388,7 @@ impl Engine {
             return Ok(stored);
         }
         self.bump(&mut updated, &mut meta);
-        self.objects.insert(key.clone(), updated.clone());
-        self.changed.push(key.clone());
+        self.put(key.clone(), Some(updated.clone()));
         self.emit(EventType::Modified, updated.clone());
         if meta.deletion_timestamp.is_some() && meta.finalizers.is_empty() {
             self.remove(&key);
@@ -319,8 +407,7 @@ impl Engine {
         if meta.deletion_timestamp.is_none() {
             meta.deletion_timestamp = Some(now_rfc3339());
             self.bump(&mut obj, &mut meta);
-            self.objects.insert(key.clone(), obj.clone());
-            self.changed.push(key.clone());
+            self.put(key.clone(), Some(obj.clone()));
             self.emit(EventType::Modified, obj.clone());
         }
         Ok(Some(obj))
@@ -328,12 +415,12 @@ impl Engine {
 
     /// Removes an object and collects what it owned.
     fn remove(&mut self, key: &ObjectKey) {
-        let Some(mut obj) = self.objects.remove(key) else {
+        let Some(mut obj) = self.objects.get(key).cloned() else {
             return;
         };
         let mut meta = obj.meta();
         self.bump(&mut obj, &mut meta);
-        self.changed.push(key.clone());
+        self.put(key.clone(), None);
         self.emit(EventType::Deleted, obj);
         let uid = meta.uid;
         let dependents: Vec<ObjectKey> = self
@@ -353,8 +440,7 @@ impl Engine {
                 let _ = self.delete(&dep);
             } else {
                 self.bump(&mut d, &mut dmeta);
-                self.objects.insert(dep.clone(), d.clone());
-                self.changed.push(dep);
+                self.put(dep, Some(d.clone()));
                 self.emit(EventType::Modified, d);
             }
         }

@@ -205,6 +205,12 @@ impl Watcher {
         )
     }
 
+    /// Ends this watch as expired (the store reloaded): the reader lists
+    /// again.
+    pub(crate) fn expire(self) {
+        self.lagged.store(true, Ordering::Release);
+    }
+
     /// Delivers `ev` if selected; false if the watcher is gone or lagged
     /// (drop it).
     pub(crate) fn deliver(&self, ev: &WatchEvent) -> bool {
