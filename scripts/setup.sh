@@ -7,8 +7,9 @@ set -euo pipefail
 # Debian packages the test suite needs: the packet-level tests run guests
 # in network namespaces (iproute2), lease addresses with Debian's stock DHCP
 # client (isc-dhcp-client), ping (iputils-ping) and move TCP through the
-# dp with offloads (iperf3).
-packages=(iproute2 iputils-ping isc-dhcp-client iperf3)
+# dp with offloads (iperf3); the etcd store test starts a real etcd on
+# loopback (etcd-server).
+packages=(iproute2 iputils-ping isc-dhcp-client iperf3 etcd-server)
 
 missing=()
 for pkg in "${packages[@]}"; do

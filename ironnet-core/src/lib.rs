@@ -9,9 +9,13 @@
 //! - [`object`]: the [`Resource`](object::Resource) trait and kind identity;
 //! - [`registry`]: every kind, and the dynamic [`DynObject`](registry::DynObject);
 //! - [`manifest`]: multi-document YAML;
-//! - [`store`]: the store with watch (memory, embedded file).
+//! - [`store`]: the store with watch (memory, embedded file, etcd with
+//!   the `etcd` feature);
+//! - `etcd` (feature `etcd`): a small etcd v3 client.
 
 pub mod api;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod manifest;
 pub mod meta;
 pub mod object;

@@ -5,10 +5,13 @@
 //!
 //! - [`engine`]: the semantics, sans-IO, shared by the backends;
 //! - [`memory`]: in memory;
-//! - [`embedded`]: one file (redb), every acknowledged write durable.
+//! - [`embedded`]: one file (redb), every acknowledged write durable;
+//! - `etcd` (feature `etcd`): shared by every process on one etcd cluster.
 
 pub mod embedded;
 pub mod engine;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod memory;
 
 use std::future::Future;
