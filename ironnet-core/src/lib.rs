@@ -11,6 +11,8 @@
 //! - [`manifest`]: multi-document YAML;
 //! - [`store`]: the store with watch (memory, embedded file, etcd with
 //!   the `etcd` feature);
+//! - [`runtime`]: controllers (work queue, backoff, resync, leader
+//!   election);
 //! - `etcd` (feature `etcd`): a small etcd v3 client.
 
 pub mod api;
@@ -20,6 +22,7 @@ pub mod manifest;
 pub mod meta;
 pub mod object;
 pub mod registry;
+pub mod runtime;
 pub mod store;
 pub mod time;
 pub mod validation;
