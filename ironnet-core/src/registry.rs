@@ -119,6 +119,90 @@ pub static KINDS: &[KindEntry] = &[
     entry::<apinet::NetworkPolicyRule>(),
 ];
 
+/// Fields that may be set once (at create, or later by a controller that
+/// allocates them) and never changed or cleared afterwards, as JSON
+/// pointers, per `group/kind`.
+const IMMUTABLE: &[(&str, &str, &[&str])] = &[
+    ("networking.ironcore.dev", "Network", &["/spec/providerID"]),
+    (
+        "networking.ironcore.dev",
+        "NetworkInterface",
+        &["/spec/networkRef", "/spec/providerID"],
+    ),
+    (
+        "networking.ironcore.dev",
+        "VirtualIP",
+        &["/spec/type", "/spec/ipFamily"],
+    ),
+    (
+        "networking.ironcore.dev",
+        "NATGateway",
+        &["/spec/type", "/spec/ipFamily", "/spec/networkRef"],
+    ),
+    (
+        "networking.ironcore.dev",
+        "LoadBalancer",
+        &["/spec/type", "/spec/networkRef"],
+    ),
+    ("core.apinet.ironcore.dev", "Network", &["/spec/id"]),
+    (
+        "core.apinet.ironcore.dev",
+        "IP",
+        &["/spec/type", "/spec/ipFamily", "/spec/ip"],
+    ),
+    ("core.apinet.ironcore.dev", "IPAddress", &["/spec/ip"]),
+    (
+        "core.apinet.ironcore.dev",
+        "NetworkInterface",
+        &[
+            "/spec/nodeRef",
+            "/spec/networkRef",
+            "/spec/ips",
+            "/spec/hostname",
+        ],
+    ),
+    ("core.apinet.ironcore.dev", "Instance", &["/spec/nodeRef"]),
+    (
+        "core.apinet.ironcore.dev",
+        "LoadBalancer",
+        &["/spec/type", "/spec/networkRef", "/spec/selector"],
+    ),
+    (
+        "core.apinet.ironcore.dev",
+        "NATGateway",
+        &["/spec/ipFamily", "/spec/networkRef"],
+    ),
+];
+
+fn is_unset(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(_) => false,
+    }
+}
+
+impl KindEntry {
+    /// The once-set fields of this kind (JSON pointers).
+    pub fn immutable_fields(&self) -> &'static [&'static str] {
+        IMMUTABLE
+            .iter()
+            .find(|(g, k, _)| *g == self.info.group && *k == self.info.kind)
+            .map_or(&[], |(_, _, f)| f)
+    }
+
+    /// The first once-set field that `new` changes or clears relative to
+    /// `stored` (setting an unset field is allowed).
+    pub fn immutable_violation(&self, stored: &Value, new: &Value) -> Option<&'static str> {
+        self.immutable_fields().iter().copied().find(|f| {
+            let old = stored.pointer(f);
+            !is_unset(old) && old != new.pointer(f)
+        })
+    }
+}
+
 /// The kind `kind` of `api_version`.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static KindEntry> {
     KINDS

@@ -98,6 +98,27 @@ async fn conformance<S: Store>(store: S) {
     ));
     assert_eq!(store.get(&key("default", "a")).await.unwrap(), updated);
 
+    // A once-set field may not change; the refusal changes nothing.
+    let mut v6 = updated.clone();
+    v6.value["spec"]["ipFamily"] = "IPv6".into();
+    let err = store.update(v6).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Immutable {
+                field: "/spec/ipFamily",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("spec.ipFamily may not change once set"),
+        "{err}"
+    );
+    assert_eq!(store.get(&key("default", "a")).await.unwrap(), updated);
+
     // Status is written apart: update keeps it, update_status sets only it.
     let mut with_status = updated.clone();
     with_status.value["status"] = serde_json::json!({"ip": "192.0.2.1"});
@@ -109,7 +130,7 @@ async fn conformance<S: Store>(store: S) {
         "spec kept by update_status"
     );
     let mut spec_change = s.clone();
-    spec_change.value["spec"]["ipFamily"] = serde_json::json!("IPv6");
+    spec_change.value["spec"]["targetRef"] = serde_json::json!({"name": "nic", "uid": "u1"});
     spec_change.value.as_object_mut().unwrap().remove("status");
     let u = store.update(spec_change).await.unwrap();
     assert_eq!(

@@ -380,6 +380,9 @@ impl Engine {
             o.insert("metadata".into(), m);
         }
         let checked = obj.kind.check(value)?;
+        if !status_only && let Some(field) = obj.kind.immutable_violation(&stored.value, &checked) {
+            return Err(StoreError::Immutable { key, field });
+        }
         let mut updated = DynObject {
             kind: obj.kind,
             value: checked,

@@ -90,11 +90,11 @@ pub enum StoreError {
     #[error(transparent)]
     Invalid(#[from] ObjectError),
     /// A field that may not change changed.
-    #[error("{key}: {field} is immutable")]
+    #[error("{}: {} may not change once set", .key, .field.trim_start_matches('/').replace('/', "."))]
     Immutable {
         /// The object.
         key: ObjectKey,
-        /// The field.
+        /// The field, as a JSON pointer (`/spec/networkRef`).
         field: &'static str,
     },
     /// A watch from a version older than the store still remembers, or a
