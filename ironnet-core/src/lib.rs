@@ -11,11 +11,15 @@
 //! - [`manifest`]: multi-document YAML;
 //! - [`store`]: the store with watch (memory, embedded file, etcd with
 //!   the `etcd` feature);
+//! - [`apiserver`]: the HTTP/JSON API in Kubernetes REST shape;
+//! - [`client`]: its client, itself a [`Store`](store::Store);
 //! - [`runtime`]: controllers (work queue, backoff, resync, leader
 //!   election);
 //! - `etcd` (feature `etcd`): a small etcd v3 client.
 
 pub mod api;
+pub mod apiserver;
+pub mod client;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod manifest;

@@ -225,6 +225,26 @@ pub enum SelectorOperator {
     DoesNotExist,
 }
 
+/// The text form that [`LabelSelector::parse`] reads back.
+impl std::fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut terms: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for r in &self.match_expressions {
+            terms.push(match r.operator {
+                SelectorOperator::In => format!("{} in ({})", r.key, r.values.join(",")),
+                SelectorOperator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+                SelectorOperator::Exists => r.key.clone(),
+                SelectorOperator::DoesNotExist => format!("!{}", r.key),
+            });
+        }
+        f.write_str(&terms.join(","))
+    }
+}
+
 impl LabelSelector {
     /// Whether `labels` satisfy every term. An empty selector matches
     /// everything.
@@ -387,6 +407,19 @@ mod tests {
         );
         assert!(LabelSelector::parse("tier").expect("parses").matches(&web));
         assert!(LabelSelector::parse("bad key=x").is_err());
+    }
+
+    #[test]
+    fn the_text_form_reads_back() {
+        for text in [
+            "app=web,tier in (front,back),!legacy",
+            "app notin (db),tier",
+            "",
+        ] {
+            let sel = LabelSelector::parse(text).expect("parses");
+            let again = LabelSelector::parse(&sel.to_string()).expect("reparses");
+            assert_eq!(again, sel, "{text:?} -> {sel}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One conformance suite run unchanged against every store backend
-//! (memory, embedded file, etcd started on loopback), a model-based property test of the engine, and
+//! (memory, embedded file, etcd started on loopback, and the API client
+//! through the API server), a model-based property test of the engine, and
 //! a crash test of the embedded store (kill -9 during writes).
 #![allow(clippy::unwrap_used)]
 
@@ -232,6 +233,24 @@ async fn conformance<S: Store>(store: S) {
 #[tokio::test]
 async fn memory_store_conforms() {
     conformance(MemoryStore::new()).await;
+}
+
+/// The API server's client is a store too: the same suite through HTTP
+/// (an API server on loopback in front of a memory store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_client_conforms_through_the_api_server() {
+    use ironnet_core::apiserver::ApiServer;
+    use ironnet_core::client::ApiClient;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ApiServer::new(MemoryStore::new()).serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = ApiClient::new(&format!("http://{addr}"), None).unwrap();
+    conformance(client).await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -109,6 +109,17 @@ pub enum StoreError {
     /// The backend failed (disk, network); nothing was acknowledged.
     #[error("backend: {0}")]
     Backend(String),
+    /// An API server refused the request for a reason not mapped above
+    /// (invalid fields, authentication).
+    #[error("{message} ({code} {reason})")]
+    Remote {
+        /// HTTP status.
+        code: u16,
+        /// The Status reason.
+        reason: String,
+        /// The Status message.
+        message: String,
+    },
 }
 
 /// Which objects a list or watch covers.
@@ -212,6 +223,11 @@ impl Watcher {
     /// again.
     pub(crate) fn expire(self) {
         self.lagged.store(true, Ordering::Release);
+    }
+
+    /// Completes when the reading side is gone.
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await;
     }
 
     /// Delivers `ev` if selected; false if the watcher is gone or lagged
