@@ -14,11 +14,11 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::apiserver::status::{IMMUTABLE, Status, StatusDetails};
-use crate::registry::ObjectError;
-use crate::validation::{FieldErrors, FieldPath};
 use crate::object::KindInfo;
 use crate::registry::DynObject;
+use crate::registry::ObjectError;
 use crate::store::{EventType, ObjectKey, Selection, Store, StoreError, Watch, WatchEvent};
+use crate::validation::{FieldErrors, FieldPath};
 
 /// How long a single request (not a watch) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

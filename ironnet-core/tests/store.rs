@@ -244,9 +244,11 @@ async fn the_api_client_conforms_through_the_api_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ApiServer::new(MemoryStore::new()).serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(
+        ApiServer::new(MemoryStore::new()).serve(listener, async move {
+            let _ = stopped.await;
+        }),
+    );
     let client = ApiClient::new(&format!("http://{addr}"), None).unwrap();
     conformance(client).await;
     let _ = stop.send(());

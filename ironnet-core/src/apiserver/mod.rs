@@ -163,9 +163,9 @@ fn ok_json(code: StatusCode, v: &Value) -> Response {
     (code, axum::Json(v)).into_response()
 }
 
-fn kind_of(group: &str, version: &str, plural: &str) -> Result<&'static KindEntry, Response> {
+fn kind_of(group: &str, version: &str, plural: &str) -> Result<&'static KindEntry, Box<Status>> {
     by_plural(group, version, plural).ok_or_else(|| {
-        failure(Status::failure(
+        Box::new(Status::failure(
             404,
             "NotFound",
             format!("the server has no resource {plural} in {group}/{version}"),
@@ -185,10 +185,10 @@ fn target(
     version: &str,
     plural: &str,
     ns: Option<String>,
-) -> Result<Target, Response> {
+) -> Result<Target, Box<Status>> {
     let kind = kind_of(group, version, plural)?;
     if !kind.info.namespaced && ns.is_some() {
-        return Err(failure(Status::bad_request(format!(
+        return Err(Box::new(Status::bad_request(format!(
             "{} is cluster-scoped: no namespace in its path",
             kind.info.kind
         ))));
@@ -200,9 +200,9 @@ fn target(
 }
 
 impl Target {
-    fn key(&self, name: &str) -> Result<ObjectKey, Response> {
+    fn key(&self, name: &str) -> Result<ObjectKey, Box<Status>> {
         if self.kind.info.namespaced && self.namespace.is_none() {
-            return Err(failure(Status::bad_request(format!(
+            return Err(Box::new(Status::bad_request(format!(
                 "{} is namespaced: use …/namespaces/<ns>/{}/{name}",
                 self.kind.info.kind, self.kind.info.plural
             ))));
@@ -216,20 +216,20 @@ impl Target {
 
     /// Parses a request body as an object of this kind in this namespace
     /// (and with `name`, if given).
-    fn body(&self, body: &Bytes, name: Option<&str>) -> Result<DynObject, Response> {
+    fn body(&self, body: &Bytes, name: Option<&str>) -> Result<DynObject, Box<Status>> {
         let value: Value = serde_json::from_slice(body)
-            .map_err(|e| failure(Status::bad_request(format!("body is not JSON: {e}"))))?;
+            .map_err(|e| Box::new(Status::bad_request(format!("body is not JSON: {e}"))))?;
         let obj = DynObject::from_value(value, self.namespace.as_deref().unwrap_or(""))
-            .map_err(|e| failure(Status::from_object_error(&e)))?;
+            .map_err(|e| Box::new(Status::from_object_error(&e)))?;
         if obj.kind.info != self.kind.info {
-            return Err(failure(Status::bad_request(format!(
+            return Err(Box::new(Status::bad_request(format!(
                 "a {} sent to the {} collection",
                 obj.kind.info.kind, self.kind.info.plural
             ))));
         }
         let meta = obj.meta();
         if self.kind.info.namespaced && self.namespace.as_deref() != Some(meta.namespace.as_str()) {
-            return Err(failure(Status::bad_request(format!(
+            return Err(Box::new(Status::bad_request(format!(
                 "metadata.namespace {:?} does not match the path",
                 meta.namespace
             ))));
@@ -237,7 +237,7 @@ impl Target {
         if let Some(name) = name
             && meta.name != name
         {
-            return Err(failure(Status::bad_request(format!(
+            return Err(Box::new(Status::bad_request(format!(
                 "metadata.name {:?} does not match the path ({name:?})",
                 meta.name
             ))));
@@ -335,7 +335,7 @@ async fn create<S: Store>(app: Arc<ApiServer<S>>, t: Target, body: Bytes) -> Res
     }
     let obj = match t.body(&body, None) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(s) => return failure(*s),
     };
     match app.store.create(obj).await {
         Ok(o) => ok_json(StatusCode::CREATED, &o.value),
@@ -346,7 +346,7 @@ async fn create<S: Store>(app: Arc<ApiServer<S>>, t: Target, body: Bytes) -> Res
 async fn get_one<S: Store>(app: Arc<ApiServer<S>>, t: Target, name: String) -> Response {
     let key = match t.key(&name) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(s) => return failure(*s),
     };
     match app.store.get(&key).await {
         Ok(o) => ok_json(StatusCode::OK, &o.value),
@@ -362,11 +362,11 @@ async fn update<S: Store>(
     status_only: bool,
 ) -> Response {
     if let Err(r) = t.key(&name) {
-        return r;
+        return failure(*r);
     }
     let obj = match t.body(&body, Some(&name)) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(s) => return failure(*s),
     };
     let result = if status_only {
         app.store.update_status(obj).await
@@ -382,7 +382,7 @@ async fn update<S: Store>(
 async fn delete<S: Store>(app: Arc<ApiServer<S>>, t: Target, name: String) -> Response {
     let key = match t.key(&name) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(s) => return failure(*s),
     };
     match app.store.delete(&key).await {
         Ok(Some(o)) => ok_json(StatusCode::OK, &o.value),
@@ -398,7 +398,7 @@ macro_rules! unwrap_target {
     ($t:expr) => {
         match $t {
             Ok(t) => t,
-            Err(r) => return r,
+            Err(s) => return failure(*s),
         }
     };
 }
@@ -410,7 +410,7 @@ async fn list_all<S: Store>(
 ) -> Response {
     let kind = match kind_of(&g, &v, &p) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(s) => return failure(*s),
     };
     list(
         app,
@@ -443,7 +443,14 @@ async fn update_cluster<S: Store>(
     Path((g, v, p, n)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    update(app, unwrap_target!(target(&g, &v, &p, None)), n, body, false).await
+    update(
+        app,
+        unwrap_target!(target(&g, &v, &p, None)),
+        n,
+        body,
+        false,
+    )
+    .await
 }
 
 async fn update_status_cluster<S: Store>(
@@ -489,7 +496,14 @@ async fn update_ns<S: Store>(
     Path((g, v, ns, p, n)): Path<(String, String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    update(app, unwrap_target!(target(&g, &v, &p, Some(ns))), n, body, false).await
+    update(
+        app,
+        unwrap_target!(target(&g, &v, &p, Some(ns))),
+        n,
+        body,
+        false,
+    )
+    .await
 }
 
 async fn update_status_ns<S: Store>(
@@ -497,7 +511,14 @@ async fn update_status_ns<S: Store>(
     Path((g, v, ns, p, n)): Path<(String, String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    update(app, unwrap_target!(target(&g, &v, &p, Some(ns))), n, body, true).await
+    update(
+        app,
+        unwrap_target!(target(&g, &v, &p, Some(ns))),
+        n,
+        body,
+        true,
+    )
+    .await
 }
 
 async fn delete_ns<S: Store>(
