@@ -2,9 +2,11 @@
 //! `ironnet-agent`, `ironnet-dp`, `ironnet-bond`) and the `ironnetctl` CLI.
 //!
 //! This crate stays thin: parse flags, wire the library crates together,
-//! run. Binaries so far: `ironnet-bond` (server and client) and
-//! `ironnet-dp`; [`testbed`] builds network-namespace test beds for them.
+//! run. Binaries so far: `ironnet-bond` (server and client), `ironnet-dp`,
+//! `ironnet-controller` (the API server; its controllers come next) and
+//! `ironnetctl` ([`ctl`]); [`testbed`] builds network-namespace test beds.
 
+pub mod ctl;
 pub mod testbed;
 
 use ironnet_overlay::route::{NextHopKind, Route};

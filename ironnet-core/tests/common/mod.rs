@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod seeds;
+
 /// A real etcd on loopback for one test, in its own data directory;
 /// killed and removed when dropped (also when the test fails).
 pub struct EtcdServer {
