@@ -1,7 +1,16 @@
 //! Store throughput per backend, side by side in one run: creates,
 //! updates (each a new version) and watch events delivered, in objects per
-//! second. The embedded store commits (fsyncs) every operation.
+//! second. The embedded store commits (fsyncs) every operation; `api` is
+//! the HTTP API client in front of a memory store on loopback; `etcd`
+//! (with `--features etcd`) a real etcd started on loopback, its WAL
+//! fsync'd per write.
+//!
+//! `cargo bench -p ironnet-core --features etcd --bench store_bench`
 #![allow(clippy::unwrap_used, missing_docs)]
+
+#[cfg(feature = "etcd")]
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::time::Instant;
 
@@ -25,7 +34,8 @@ fn vip(i: usize) -> DynObject {
 }
 
 async fn run<S: Store>(store: S, n: usize) -> (f64, f64, f64) {
-    let mut watch = store.watch(Selection::default(), 0).await.unwrap();
+    let sel = Selection::kind(<networking::VirtualIP as ironnet_core::object::Resource>::INFO);
+    let mut watch = store.watch(sel, 0).await.unwrap();
     let t = Instant::now();
     let mut created = Vec::with_capacity(n);
     for i in 0..n {
@@ -67,17 +77,36 @@ fn main() {
         n,
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    let api = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = ironnet_core::apiserver::ApiServer::new(MemoryStore::with_log(4 * n));
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        let client = ironnet_core::client::ApiClient::new(&format!("http://{addr}"), None).unwrap();
+        run(client, n).await
+    });
+    let mut rows = vec![("memory", mem), ("embedded", emb), ("api", api)];
+    #[cfg(feature = "etcd")]
+    {
+        let etcd = common::EtcdServer::start("bench");
+        let store = rt
+            .block_on(ironnet_core::store::etcd::EtcdStore::open(
+                std::slice::from_ref(&etcd.endpoint),
+                "/bench",
+            ))
+            .unwrap();
+        rows.push(("etcd", rt.block_on(run(store, n))));
+    }
     println!("store throughput, {n} objects, objects/s (one run)");
     println!(
-        "{:<10} {:>12} {:>12} {:>14}",
-        "backend", "create", "update", "watch events"
+        "{:<10} {:>12} {:>12} {:>14} {:>16} {:>16}",
+        "backend", "create", "update", "watch events", "create/memory", "update/memory"
     );
-    for (name, (c, u, w)) in [("memory", mem), ("embedded", emb)] {
-        println!("{name:<10} {c:>12.0} {u:>12.0} {w:>14.0}");
+    for (name, (c, u, w)) in rows {
+        println!(
+            "{name:<10} {c:>12.0} {u:>12.0} {w:>14.0} {:>16.3} {:>16.3}",
+            c / mem.0,
+            u / mem.1
+        );
     }
-    println!(
-        "embedded / memory: create {:.3}, update {:.3}",
-        emb.0 / mem.0,
-        emb.1 / mem.1
-    );
 }
