@@ -88,8 +88,14 @@ impl EtcdClient {
             })?;
             list.push(
                 ep.connect_timeout(Duration::from_secs(3))
+                    // Until the response head (streams run on).
                     .timeout(Duration::from_secs(10))
-                    .tcp_nodelay(true),
+                    .tcp_nodelay(true)
+                    // Find half-open connections (a watch would wait on
+                    // them forever).
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .keep_alive_timeout(Duration::from_secs(5))
+                    .keep_alive_while_idle(true),
             );
         }
         let channel = if list.len() == 1 {

@@ -1,6 +1,6 @@
 //! The ironnet control-plane foundation: the resource model of both
-//! IronCore API groups with validation and defaults, manifests, and (as
-//! they land) the store, the reconcile runtime and the API server.
+//! IronCore API groups with validation and defaults, manifests, the store
+//! with watch, the reconcile runtime, and the API server with its client.
 //!
 //! - [`api`]: typed objects of `networking.ironcore.dev` and
 //!   `core.apinet.ironcore.dev`;

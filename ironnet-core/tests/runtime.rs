@@ -202,6 +202,56 @@ async fn failures_back_off_requeue_and_resync_come_back() {
     task.await.unwrap();
 }
 
+/// A reconcile that panics counts as a failure: its key is retried, not
+/// stuck, and the worker lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_reconcile_is_retried() {
+    let store = MemoryStore::new();
+    store.create(vip("boom", "0")).await.unwrap();
+    let calls: Calls = Arc::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = Controller::new(store.clone(), networking::VirtualIP::INFO)
+        .workers(1)
+        .backoff(Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+        });
+    let stats = controller.stats();
+    let task = {
+        let calls = calls.clone();
+        tokio::spawn(controller.run(
+            move |k: ObjectKey, obj: Option<Arc<DynObject>>| {
+                let calls = calls.clone();
+                async move {
+                    record(&calls, &k, obj.as_deref());
+                    assert!(calls.lock().unwrap()[&k.name].len() > 2, "deliberate panic");
+                    Ok::<_, String>(Action::AwaitChange)
+                }
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        ))
+    };
+    until("a third call", || {
+        calls
+            .lock()
+            .unwrap()
+            .get("boom")
+            .is_some_and(|c| c.len() >= 3)
+    })
+    .await;
+    until("two failures", || {
+        stats.failures.load(Ordering::Relaxed) == 2
+    })
+    .await;
+    // The one worker still serves other keys.
+    store.create(vip("next", "0")).await.unwrap();
+    until("the next key", || last(&calls, "next").is_some()).await;
+    stop_tx.send(()).unwrap();
+    task.await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_of_owned_objects_reconcile_their_owner() {
     let store = MemoryStore::new();

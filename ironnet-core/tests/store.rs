@@ -370,6 +370,21 @@ async fn etcd_replicas_share_one_store() {
         b.list(&Selection::default()).await.unwrap()
     );
 
+    // Callers that give up mid-transaction (a hung-up HTTP client) leave
+    // nothing half-done: afterwards both replicas and a fresh one agree.
+    for i in 0..40u64 {
+        let _ = tokio::time::timeout(
+            Duration::from_micros(50 * i),
+            a.create(vip("default", &format!("cancel-{i}"), &[])),
+        )
+        .await;
+    }
+    a.create(vip("default", "after-cancels", &[])).await.unwrap();
+    let fresh = EtcdStore::open(&endpoints, "/shared").await.unwrap();
+    let truth = fresh.list(&Selection::default()).await.unwrap();
+    assert_eq!(a.list(&Selection::default()).await.unwrap(), truth);
+    assert_eq!(b.list(&Selection::default()).await.unwrap(), truth);
+
     // B's watch saw every change, in order, ending at the final state.
     let mut last = ev.resource_version;
     let mut seen_final = false;

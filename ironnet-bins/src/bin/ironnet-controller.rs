@@ -36,7 +36,8 @@ enum StoreKind {
     about = "The ironnet control plane: API server and controllers"
 )]
 struct Cli {
-    /// Address of the API (loopback by default; anything else wants a token).
+    /// Address of the API (loopback by default; beyond loopback, set a
+    /// token: the controller warns without one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// The store backend.

@@ -9,8 +9,9 @@
 //! - `POST` to a collection creates; `GET`, `PUT`, `DELETE` on
 //!   `…/<plural>/<name>`; `PUT …/<name>/status` writes the status.
 //!
-//! Failures are `Status` bodies: 400 (invalid, bad request), 401, 404, 409
-//! (exists, conflict), 410 (watch expired), 500. With a token set, every
+//! Failures of requests that reach a route are `Status` bodies: 400 (invalid, bad request), 401, 404, 409
+//! (exists, conflict), 410 (watch expired), 500; a malformed query string
+//! or a wrong method gets axum's plain 400 or 405. With a token set, every
 //! request needs `Authorization: Bearer <token>`.
 
 pub mod status;
@@ -313,7 +314,12 @@ async fn watch<S: Store>(app: Arc<ApiServer<S>>, sel: Selection, from: u64) -> R
             let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
             bytes.push(b'\n');
             let end = line["type"] == "ERROR";
-            if tx.send(Ok(Bytes::from(bytes))).await.is_err() || end {
+            // A caller that stops reading must not hold the server up.
+            let sent = tokio::select! {
+                r = tx.send(Ok(Bytes::from(bytes))) => r.is_ok(),
+                _ = stopping.wait_for(|s| *s) => false,
+            };
+            if !sent || end {
                 return;
             }
         }

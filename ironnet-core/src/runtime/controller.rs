@@ -139,9 +139,12 @@ impl<S: Store> Controller<S> {
         self.watches(Selection::kind(kind), move |obj| {
             let Some(p) = primary else { return Vec::new() };
             let meta = obj.meta();
+            let api_version = p.api_version();
             meta.owner_references
                 .iter()
-                .filter(|r| r.controller == Some(true) && r.kind == p.kind)
+                .filter(|r| {
+                    r.controller == Some(true) && r.kind == p.kind && r.api_version == api_version
+                })
                 .map(|r| ObjectKey::new(&p, &meta.namespace, &r.name))
                 .collect()
         })
@@ -343,7 +346,12 @@ where
             continue;
         };
         let obj = lock(&cache).get(&key).cloned();
-        let result = reconcile(key.clone(), obj).await;
+        // In a task of its own: a panicking reconcile counts as a failure
+        // and the key is released (and retried), not stuck.
+        let result = match tokio::spawn(reconcile(key.clone(), obj)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("reconcile panicked: {e}")),
+        };
         shared.stats.reconciles.fetch_add(1, Ordering::Relaxed);
         let mut q = shared.queue();
         q.done(&key);

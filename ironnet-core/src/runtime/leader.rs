@@ -25,6 +25,7 @@ pub struct LeaderElection {
 pub struct Leadership {
     client: EtcdClient,
     lease: i64,
+    revision: i64,
     lost: watch::Receiver<bool>,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -71,10 +72,11 @@ impl LeaderElection {
             if won {
                 tracing::info!(key = %self.key, identity = %self.identity, "leading");
                 let (tx, lost) = watch::channel(false);
-                let renewer = tokio::spawn(renew(self.client.clone(), lease, self.ttl, tx));
+                let renewer = tokio::spawn(renew(self.clone(), lease, tx));
                 return Ok(Leadership {
                     client: self.client.clone(),
                     lease,
+                    revision,
                     lost,
                     renewer,
                 });
@@ -108,22 +110,42 @@ impl LeaderElection {
     }
 }
 
-/// Renews the lease every third of its TTL; reports the lead lost when a
-/// renewal is refused or none succeeded for a whole TTL.
-async fn renew(client: EtcdClient, lease: i64, ttl: i64, lost: watch::Sender<bool>) {
-    let ttl = Duration::from_secs(ttl as u64);
-    let mut last_ok = Instant::now();
+/// Renews the lease every third of its TTL and checks the key is still
+/// ours. Reports the lead lost, before another replica can hold it, when:
+/// a renewal is refused; no renewal succeeded by the time the lease could
+/// have run out on etcd's clock (counted from when the last successful
+/// renewal was sent, less a safety margin); or the key is gone or someone
+/// else's.
+async fn renew(election: LeaderElection, lease: i64, lost: watch::Sender<bool>) {
+    let ttl = Duration::from_secs(election.ttl as u64);
+    // Stop acting a little before etcd could let the lease go.
+    let margin = (ttl / 5).max(Duration::from_millis(200));
+    let mut valid_until = Instant::now() + ttl.saturating_sub(margin);
     loop {
         tokio::time::sleep(ttl / 3).await;
-        match client.keep_alive(lease).await {
-            Ok(left) if left > 0 => last_ok = Instant::now(),
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "leader lease renewal failed");
-                if last_ok.elapsed() >= ttl {
-                    break;
-                }
+        let sent = Instant::now();
+        let Some(budget) = valid_until.checked_duration_since(sent) else {
+            break;
+        };
+        let renewed = tokio::time::timeout(budget, async {
+            let left = election.client.keep_alive(lease).await?;
+            let (kv, _) = election.client.get(election.key.as_bytes(), 0).await?;
+            let ours =
+                kv.is_some_and(|kv| kv.lease == lease && kv.value == election.identity.as_bytes());
+            Ok::<_, EtcdError>((left, ours))
+        })
+        .await;
+        match renewed {
+            Ok(Ok((left, true))) if left > 0 => {
+                valid_until = sent + Duration::from_secs(left as u64).saturating_sub(margin);
             }
+            Ok(Ok((_, false))) => {
+                tracing::warn!(key = %election.key, "leader key gone or taken over");
+                break;
+            }
+            Ok(Ok(_)) => break,
+            Ok(Err(e)) => tracing::warn!(error = %e, "leader lease renewal failed"),
+            Err(_) => break,
         }
     }
     tracing::warn!("leadership lost");
@@ -134,6 +156,13 @@ impl Leadership {
     /// Whether the lead is still held.
     pub fn is_leader(&self) -> bool {
         !*self.lost.borrow()
+    }
+
+    /// The etcd revision at which this lead was taken: a fencing token
+    /// that grows with every new leader (compare it to refuse writes of a
+    /// deposed one).
+    pub fn revision(&self) -> i64 {
+        self.revision
     }
 
     /// Completes when the lead is lost (stop acting as leader then).

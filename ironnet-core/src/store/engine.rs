@@ -157,16 +157,24 @@ impl Engine {
     /// below the current version are already here and skipped; an event
     /// beyond the next version is a gap and refused (reload instead).
     pub fn apply_committed(&mut self, events: Vec<WatchEvent>) -> Result<(), StoreError> {
+        // Check the whole batch first: a gap anywhere refuses all of it.
+        let mut expect = self.version;
+        for ev in &events {
+            if ev.resource_version <= expect {
+                continue;
+            }
+            if ev.resource_version > expect + 1 {
+                return Err(StoreError::Expired {
+                    requested: expect,
+                    oldest: ev.resource_version,
+                });
+            }
+            expect = ev.resource_version;
+        }
         let mut fresh = Vec::new();
         for ev in events {
             if ev.resource_version <= self.version {
                 continue;
-            }
-            if ev.resource_version > self.version + 1 && fresh.is_empty() {
-                return Err(StoreError::Expired {
-                    requested: self.version,
-                    oldest: ev.resource_version,
-                });
             }
             let meta = ev.object.meta();
             let key = key_of(&ev.object, &meta);

@@ -35,6 +35,9 @@ use crate::registry::DynObject;
 pub const LOG_KEEP: u64 = 10_000;
 /// Tries of one operation against concurrent writers before giving up.
 const ATTEMPTS: usize = 32;
+/// Versions at or beyond this in etcd are taken as corrupt (they could
+/// overflow).
+const MAX_VERSION: u64 = 1 << 62;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -155,8 +158,9 @@ fn parse_version(kv: Option<&pb::KeyValue>) -> Result<(u64, i64), StoreError> {
         Some(kv) => {
             let v = std::str::from_utf8(&kv.value)
                 .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| backend("version key is not a number"))?;
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|v| *v < MAX_VERSION)
+                .ok_or_else(|| backend("version key is not a number in range"))?;
             Ok((v, kv.mod_revision))
         }
     }
@@ -199,6 +203,7 @@ impl EtcdStore {
 
     async fn caught_up(&self) -> Result<MutexGuard<'_, Mirror>, StoreError> {
         let mut m = self.shared.mirror.lock().await;
+        m.engine.rollback();
         catch_up(&self.shared.client, &self.shared.keys, &mut m).await?;
         Ok(m)
     }
@@ -209,9 +214,16 @@ impl EtcdStore {
     ) -> Result<T, StoreError> {
         let shared = &self.shared;
         let mut m = shared.mirror.lock().await;
+        // An operation whose caller went away mid-transaction left its
+        // changes unpublished: undo them (if the transaction committed
+        // after all, its log entry brings them back).
+        m.engine.rollback();
         let mut fresh = false;
         for _ in 0..ATTEMPTS {
             let before = m.engine.version();
+            if before >= MAX_VERSION {
+                return Err(backend("store version out of range"));
+            }
             let result = op(&mut m.engine);
             let changes = m.engine.take_changes();
             if changes.objects.is_empty() {
@@ -329,6 +341,9 @@ async fn apply_entry(
     let Some(last) = events.last().map(|e| e.resource_version) else {
         return Ok(());
     };
+    if last >= MAX_VERSION {
+        return Err(backend("log entry version out of range"));
+    }
     if last <= m.engine.version() {
         return Ok(());
     }
@@ -388,6 +403,7 @@ async fn follow(shared: Weak<Shared>, mut from: i64) {
             };
             let Some(s) = shared.upgrade() else { return };
             let mut m = s.mirror.lock().await;
+            m.engine.rollback();
             if resp.canceled || resp.compact_revision > 0 {
                 // etcd compacted past us: start over from a fresh load.
                 match reload(&client, &keys, &mut m).await {
