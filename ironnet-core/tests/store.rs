@@ -379,7 +379,9 @@ async fn etcd_replicas_share_one_store() {
         )
         .await;
     }
-    a.create(vip("default", "after-cancels", &[])).await.unwrap();
+    a.create(vip("default", "after-cancels", &[]))
+        .await
+        .unwrap();
     let fresh = EtcdStore::open(&endpoints, "/shared").await.unwrap();
     let truth = fresh.list(&Selection::default()).await.unwrap();
     assert_eq!(a.list(&Selection::default()).await.unwrap(), truth);
