@@ -257,10 +257,8 @@ async fn the_api_client_conforms_through_the_api_server() {
 
 #[tokio::test]
 async fn embedded_store_conforms_and_survives_reopen() {
-    let dir = std::env::temp_dir().join(format!("ironnet-store-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("conformance.redb");
-    let _ = std::fs::remove_file(&path);
+    let dir = common::ScratchDir::new("store");
+    let path = dir.0.join("conformance.redb");
     let store = EmbeddedStore::open(&path).unwrap();
     conformance(store.clone()).await;
     let (before, version) = store.list(&Selection::default()).await.unwrap();
@@ -276,7 +274,6 @@ async fn embedded_store_conforms_and_survives_reopen() {
     ));
     let next = reopened.create(vip("default", "after", &[])).await.unwrap();
     assert!(rv(&next) > version, "versions continue after a restart");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(feature = "etcd")]
@@ -594,10 +591,8 @@ async fn crash_writer_helper() {
 #[test]
 fn no_acknowledged_write_is_lost_on_kill_9() {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("ironnet-crash-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("crash.redb");
-    let _ = std::fs::remove_file(&path);
+    let dir = common::ScratchDir::new("crash");
+    let path = dir.0.join("crash.redb");
     let mut acked = Vec::new();
     for round in 0..3 {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -662,7 +657,6 @@ fn no_acknowledged_write_is_lost_on_kill_9() {
         });
         acked.clear();
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
