@@ -17,6 +17,7 @@ use crate::apiserver::status::{IMMUTABLE, Status, StatusDetails};
 use crate::object::KindInfo;
 use crate::registry::DynObject;
 use crate::registry::ObjectError;
+use crate::registry::{KindEntry, pointer_to_path};
 use crate::store::{EventType, ObjectKey, Selection, Store, StoreError, Watch, WatchEvent};
 use crate::validation::{FieldErrors, FieldPath};
 
@@ -29,10 +30,6 @@ pub struct ApiClient {
     base: String,
     token: Option<String>,
     http: Client<HttpConnector, Full<Bytes>>,
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 /// The REST path of a collection of `kind` (in `namespace`, if any).
@@ -70,9 +67,9 @@ impl ApiClient {
         let base = base.trim_end_matches('/').to_owned();
         let uri: Uri = base
             .parse()
-            .map_err(|e| backend(format!("API address {base:?}: {e}")))?;
+            .map_err(|e| StoreError::backend(format!("API address {base:?}: {e}")))?;
         if uri.scheme_str() != Some("http") {
-            return Err(backend(format!(
+            return Err(StoreError::backend(format!(
                 "API address {base:?}: only http:// is supported"
             )));
         }
@@ -94,7 +91,7 @@ impl ApiClient {
     ) -> Result<hyper::Response<Incoming>, StoreError> {
         let uri: Uri = format!("{}{path}", self.base)
             .parse()
-            .map_err(|e| backend(format!("{path}: {e}")))?;
+            .map_err(|e| StoreError::backend(format!("{path}: {e}")))?;
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = &self.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -102,15 +99,15 @@ impl ApiClient {
         let bytes = match body {
             Some(v) => {
                 req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v).map_err(backend)?)
+                Bytes::from(serde_json::to_vec(v).map_err(StoreError::backend)?)
             }
             None => Bytes::new(),
         };
-        let req = req.body(Full::new(bytes)).map_err(backend)?;
+        let req = req.body(Full::new(bytes)).map_err(StoreError::backend)?;
         self.http
             .request(req)
             .await
-            .map_err(|e| backend(format!("{}: {e}", self.base)))
+            .map_err(|e| StoreError::backend(format!("{}: {e}", self.base)))
     }
 
     /// One request with a JSON answer; failures become store errors
@@ -129,15 +126,17 @@ impl ApiClient {
                 .into_body()
                 .collect()
                 .await
-                .map_err(backend)?
+                .map_err(StoreError::backend)?
                 .to_bytes();
             Ok::<_, StoreError>((code, bytes))
         };
         let (code, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
-            .map_err(|_| backend(format!("{}: no answer in {REQUEST_TIMEOUT:?}", self.base)))??;
+            .map_err(|_| {
+                StoreError::backend(format!("{}: no answer in {REQUEST_TIMEOUT:?}", self.base))
+            })??;
         if code.is_success() {
-            return serde_json::from_slice(&bytes).map_err(backend);
+            return serde_json::from_slice(&bytes).map_err(StoreError::backend);
         }
         Err(error_of(code, &bytes, key))
     }
@@ -184,14 +183,13 @@ fn error_of(code: StatusCode, body: &[u8], key: Option<&ObjectKey>) -> StoreErro
 /// The store error of an `Invalid` status: a once-set field, or field
 /// errors as the server found them.
 fn invalid(key: &ObjectKey, details: StatusDetails) -> StoreError {
-    let immutable = kind_for(key).ok().and_then(|kind| {
-        let entry = crate::registry::by_kind(&kind.api_version(), kind.kind)?;
+    let immutable = kind_for(key).ok().and_then(|entry| {
         let cause = details.causes.iter().find(|c| c.message == IMMUTABLE)?;
         entry
             .immutable_fields()
             .iter()
             .copied()
-            .find(|f| f.trim_start_matches('/').replace('/', ".") == cause.field)
+            .find(|f| pointer_to_path(f) == cause.field)
     });
     if let Some(field) = immutable {
         return StoreError::Immutable {
@@ -214,11 +212,6 @@ fn object(v: Value) -> Result<DynObject, StoreError> {
     Ok(DynObject::from_value(v, "")?)
 }
 
-fn key_of(obj: &DynObject) -> ObjectKey {
-    let m = obj.meta();
-    ObjectKey::new(&obj.kind.info, &m.namespace, &m.name)
-}
-
 fn query(sel: &Selection) -> String {
     sel.labels
         .as_ref()
@@ -228,14 +221,14 @@ fn query(sel: &Selection) -> String {
 
 impl Store for ApiClient {
     async fn get(&self, key: &ObjectKey) -> Result<DynObject, StoreError> {
-        let kind = kind_for(key)?;
-        let path = resource_path(&kind, &key.namespace, &key.name);
+        let kind = &kind_for(key)?.info;
+        let path = resource_path(kind, &key.namespace, &key.name);
         object(self.call(Method::GET, &path, None, Some(key)).await?)
     }
 
     async fn list(&self, sel: &Selection) -> Result<(Vec<DynObject>, u64), StoreError> {
         let Some(kind) = sel.kind else {
-            return Err(backend("a list through the API names a kind"));
+            return Err(StoreError::backend("a list through the API names a kind"));
         };
         let path = format!(
             "{}?{}",
@@ -258,7 +251,7 @@ impl Store for ApiClient {
     }
 
     async fn create(&self, obj: DynObject) -> Result<DynObject, StoreError> {
-        let key = key_of(&obj);
+        let key = ObjectKey::of(&obj);
         let ns = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
         let path = collection_path(&obj.kind.info, ns);
         object(
@@ -268,7 +261,7 @@ impl Store for ApiClient {
     }
 
     async fn update(&self, obj: DynObject) -> Result<DynObject, StoreError> {
-        let key = key_of(&obj);
+        let key = ObjectKey::of(&obj);
         let path = resource_path(&obj.kind.info, &key.namespace, &key.name);
         object(
             self.call(Method::PUT, &path, Some(&obj.value), Some(&key))
@@ -277,7 +270,7 @@ impl Store for ApiClient {
     }
 
     async fn update_status(&self, obj: DynObject) -> Result<DynObject, StoreError> {
-        let key = key_of(&obj);
+        let key = ObjectKey::of(&obj);
         let path = format!(
             "{}/status",
             resource_path(&obj.kind.info, &key.namespace, &key.name)
@@ -289,8 +282,8 @@ impl Store for ApiClient {
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<Option<DynObject>, StoreError> {
-        let kind = kind_for(key)?;
-        let path = resource_path(&kind, &key.namespace, &key.name);
+        let kind = &kind_for(key)?.info;
+        let path = resource_path(kind, &key.namespace, &key.name);
         let v = self.call(Method::DELETE, &path, None, Some(key)).await?;
         if v["kind"] == "Status" {
             return Ok(None);
@@ -300,7 +293,7 @@ impl Store for ApiClient {
 
     async fn watch(&self, sel: Selection, from: u64) -> Result<Watch, StoreError> {
         let Some(kind) = sel.kind else {
-            return Err(backend("a watch through the API names a kind"));
+            return Err(StoreError::backend("a watch through the API names a kind"));
         };
         let path = format!(
             "{}?watch=true&resourceVersion={from}&{}",
@@ -314,7 +307,7 @@ impl Store for ApiClient {
                 .into_body()
                 .collect()
                 .await
-                .map_err(backend)?
+                .map_err(StoreError::backend)?
                 .to_bytes();
             return Err(error_of(code, &bytes, None));
         }
@@ -352,28 +345,10 @@ async fn read_events(mut body: Incoming, watcher: crate::store::Watcher) {
         }
         while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
             let line = buf.split_to(nl + 1);
-            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+            // An ERROR line (410) or anything unreadable: list again.
+            let Some(ev) = event_of(&line) else {
                 watcher.expire();
                 return;
-            };
-            let ty = match v["type"].as_str() {
-                Some("ADDED") => EventType::Added,
-                Some("MODIFIED") => EventType::Modified,
-                Some("DELETED") => EventType::Deleted,
-                _ => {
-                    watcher.expire();
-                    return;
-                }
-            };
-            let Ok(obj) = object(v["object"].clone()) else {
-                watcher.expire();
-                return;
-            };
-            let resource_version = obj.meta().resource_version.parse().unwrap_or(0);
-            let ev = WatchEvent {
-                ty,
-                object: obj,
-                resource_version,
             };
             if !watcher.deliver(&ev) {
                 return;
@@ -382,16 +357,29 @@ async fn read_events(mut body: Incoming, watcher: crate::store::Watcher) {
     }
 }
 
-fn kind_for(key: &ObjectKey) -> Result<KindInfo, StoreError> {
+/// One line of a watch stream as an event; `None` for an `ERROR` line or
+/// anything unreadable.
+fn event_of(line: &[u8]) -> Option<WatchEvent> {
+    let v = serde_json::from_slice::<Value>(line).ok()?;
+    let ty = EventType::parse(v["type"].as_str()?)?;
+    let object = object(v["object"].clone()).ok()?;
+    let resource_version = object.meta().resource_version.parse().unwrap_or(0);
+    Some(WatchEvent {
+        ty,
+        object,
+        resource_version,
+    })
+}
+
+fn kind_for(key: &ObjectKey) -> Result<&'static KindEntry, StoreError> {
     let (group, plural) = key
         .resource
         .split_once('/')
-        .ok_or_else(|| backend(format!("bad resource {:?}", key.resource)))?;
+        .ok_or_else(|| StoreError::backend(format!("bad resource {:?}", key.resource)))?;
     crate::registry::KINDS
         .iter()
         .find(|e| e.info.group == group && e.info.plural == plural)
-        .map(|e| e.info)
-        .ok_or_else(|| backend(format!("unknown resource {:?}", key.resource)))
+        .ok_or_else(|| StoreError::backend(format!("unknown resource {:?}", key.resource)))
 }
 
 #[cfg(test)]

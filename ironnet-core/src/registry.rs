@@ -174,6 +174,11 @@ const IMMUTABLE: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// A JSON pointer (`/spec/networkRef`) as a field path (`spec.networkRef`).
+pub fn pointer_to_path(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
 fn is_unset(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,

@@ -102,19 +102,21 @@ enum Command {
     Kinds,
 }
 
-fn read_manifests(files: &[String], namespace: &str) -> Result<Vec<DynObject>, String> {
+fn read_manifests(files: &[String], namespace: &str) -> Result<Vec<DynObject>, CtlError> {
     let mut objs = Vec::new();
     for f in files {
         let text = if f == "-" {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
-                .map_err(|e| format!("stdin: {e}"))?;
+                .map_err(|e| CtlError::Usage(format!("stdin: {e}")))?;
             s
         } else {
-            std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?
+            std::fs::read_to_string(f).map_err(|e| CtlError::Usage(format!("{f}: {e}")))?
         };
-        objs.extend(parse_manifests(&text, namespace).map_err(|e| format!("{f}: {e}"))?);
+        objs.extend(
+            parse_manifests(&text, namespace).map_err(|e| CtlError::Usage(format!("{f}: {e}")))?,
+        );
     }
     Ok(objs)
 }
@@ -132,15 +134,13 @@ fn target(
     })
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let client = ApiClient::new(&cli.server, cli.token.clone()).map_err(|e| e.to_string())?;
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr();
+async fn dispatch(cli: Cli, out: &mut impl Write) -> Result<(), CtlError> {
+    let client = ApiClient::new(&cli.server, cli.token.clone())?;
     let ns = cli.namespace.as_str();
-    let result = match cli.command {
+    match cli.command {
         Command::Apply { files } => {
             let objs = read_manifests(&files, ns)?;
-            ctl::apply(&client, objs, &mut out, &mut err).await
+            ctl::apply(&client, objs, out, &mut std::io::stderr()).await
         }
         Command::Get {
             kind,
@@ -148,52 +148,44 @@ async fn run(cli: Cli) -> Result<(), String> {
             output,
             selector,
             all_namespaces,
-        } => match target(&kind, ns, all_namespaces, selector) {
-            Ok(t) => ctl::get(&client, &t, &names, output, &mut out).await,
-            Err(e) => Err(e),
-        },
-        Command::Describe { kind, name } => match target(&kind, ns, false, None) {
-            Ok(t) => ctl::describe(&client, &t, &name, &mut out).await,
-            Err(e) => Err(e),
-        },
-        Command::Delete { kind, names, files } => {
-            if !files.is_empty() {
-                let objs = read_manifests(&files, ns)?;
-                ctl::delete_objects(&client, &objs, &mut out).await
-            } else {
-                match kind {
-                    None => return Err("delete: give KIND NAME… or -f FILE".into()),
-                    Some(kind) => match target(&kind, ns, false, None) {
-                        Ok(t) => ctl::delete(&client, &t, &names, &mut out).await,
-                        Err(e) => Err(e),
-                    },
-                }
-            }
+        } => {
+            let t = target(&kind, ns, all_namespaces, selector)?;
+            ctl::get(&client, &t, &names, output, out).await
         }
+        Command::Describe { kind, name } => {
+            ctl::describe(&client, &target(&kind, ns, false, None)?, &name, out).await
+        }
+        Command::Delete { kind, names, files } => match kind {
+            _ if !files.is_empty() => {
+                let objs = read_manifests(&files, ns)?;
+                ctl::delete_objects(&client, &objs, out).await
+            }
+            None => Err(CtlError::Usage("delete: give KIND NAME… or -f FILE".into())),
+            Some(kind) => ctl::delete(&client, &target(&kind, ns, false, None)?, &names, out).await,
+        },
         Command::Watch {
             kind,
             output,
             selector,
             all_namespaces,
-        } => match target(&kind, ns, all_namespaces, selector) {
-            Ok(t) => {
-                tokio::select! {
-                    r = ctl::watch(&client, &t, output, &mut out) => r,
-                    _ = tokio::signal::ctrl_c() => Ok(()),
-                }
+        } => {
+            let t = target(&kind, ns, all_namespaces, selector)?;
+            tokio::select! {
+                r = ctl::watch(&client, &t, output, out) => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
             }
-            Err(e) => Err(e),
-        },
-        Command::Kinds => ctl::kinds(&mut out),
-    };
-    let _ = out.flush();
-    result.map_err(|e| e.to_string())
+        }
+        Command::Kinds => ctl::kinds(out),
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let mut out = std::io::stdout().lock();
+    let result = dispatch(cli, &mut out).await;
+    let _ = out.flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -10,7 +10,7 @@ use serde_json::Value;
 use ironnet_core::manifest::to_yaml;
 use ironnet_core::meta::LabelSelector;
 use ironnet_core::registry::{DynObject, KindEntry, ObjectError, lookup};
-use ironnet_core::store::{EventType, ObjectKey, Selection, Store, StoreError};
+use ironnet_core::store::{ObjectKey, Selection, Store, StoreError};
 use ironnet_core::time::now_secs;
 
 use table::{Table, age};
@@ -33,6 +33,9 @@ pub enum CtlError {
     /// Writing the output failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A manifest file that cannot be read, or a command given wrongly.
+    #[error("{0}")]
+    Usage(String),
     /// Some objects of a batch failed (each was reported).
     #[error("{0} of the objects failed")]
     Partial(usize),
@@ -107,11 +110,6 @@ pub fn merge(stored: &Value, manifest: &Value) -> Value {
     }
 }
 
-fn key_of(obj: &DynObject) -> ObjectKey {
-    let m = obj.meta();
-    ObjectKey::new(&obj.kind.info, &m.namespace, &m.name)
-}
-
 /// Creates what does not exist and updates what does (fields the
 /// manifest leaves out are kept); one line per object. Failures are
 /// reported to `err` and the rest goes on.
@@ -124,7 +122,7 @@ pub async fn apply<S: Store>(
     let mut failed = 0;
     for obj in objs {
         let name = object_name(&obj);
-        let result = match store.get(&key_of(&obj)).await {
+        let result = match store.get(&ObjectKey::of(&obj)).await {
             Err(StoreError::NotFound(_)) => store.create(obj).await.map(|_| "created"),
             Err(e) => Err(e),
             Ok(stored) => {
@@ -391,7 +389,7 @@ pub async fn delete_objects<S: Store>(
     out: &mut impl Write,
 ) -> Result<(), CtlError> {
     for o in objs {
-        let what = match store.delete(&key_of(o)).await {
+        let what = match store.delete(&ObjectKey::of(o)).await {
             Ok(None) => "deleted",
             Ok(Some(_)) => "marked for deletion (finalizers pending)",
             Err(StoreError::NotFound(_)) => "not found",
@@ -437,11 +435,7 @@ pub async fn watch<S: Store>(
         loop {
             match w.next().await {
                 Ok(Some(ev)) => {
-                    let e = match ev.ty {
-                        EventType::Added => "ADDED",
-                        EventType::Modified => "MODIFIED",
-                        EventType::Deleted => "DELETED",
-                    };
+                    let e = ev.ty.as_str();
                     let mut t2 = Table::new(&t.kind.info, wide, ns, true);
                     t2.push(Table::row(
                         &t.kind.info,

@@ -33,7 +33,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::meta::LabelSelector;
 use crate::registry::{DynObject, KindEntry, by_plural};
-use crate::store::{EventType, ObjectKey, Selection, Store};
+use crate::store::{ObjectKey, Selection, Store};
 pub use status::Status;
 
 /// The API server's configuration and store.
@@ -69,29 +69,31 @@ impl<S: Store> ApiServer<S> {
             .route("/healthz", get(|| async { "ok" }))
             .route(
                 "/apis/{group}/{version}/{plural}",
-                get(list_all::<S>).post(create_cluster::<S>),
+                get(list_route::<S>).post(create_route::<S>),
             )
             .route(
                 "/apis/{group}/{version}/{plural}/{name}",
-                get(get_cluster::<S>)
-                    .put(update_cluster::<S>)
-                    .delete(delete_cluster::<S>),
+                get(get_route::<S>)
+                    .put(update_route::<S>)
+                    .delete(delete_route::<S>),
             )
             .route(
                 "/apis/{group}/{version}/{plural}/{name}/status",
-                put(update_status_cluster::<S>),
+                put(update_status_route::<S>),
             )
             .route(
                 "/apis/{group}/{version}/namespaces/{ns}/{plural}",
-                get(list_ns::<S>).post(create_ns::<S>),
+                get(list_route::<S>).post(create_route::<S>),
             )
             .route(
                 "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}",
-                get(get_ns::<S>).put(update_ns::<S>).delete(delete_ns::<S>),
+                get(get_route::<S>)
+                    .put(update_route::<S>)
+                    .delete(delete_route::<S>),
             )
             .route(
                 "/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}/status",
-                put(update_status_ns::<S>),
+                put(update_status_route::<S>),
             )
             .fallback(|| async { failure(Status::failure(404, "NotFound", "no such path")) })
             .layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -300,14 +302,7 @@ async fn watch<S: Store>(app: Arc<ApiServer<S>>, sel: Selection, from: u64) -> R
                 _ = stopping.wait_for(|s| *s) => return,
             };
             let line = match next {
-                Ok(Some(ev)) => json!({
-                    "type": match ev.ty {
-                        EventType::Added => "ADDED",
-                        EventType::Modified => "MODIFIED",
-                        EventType::Deleted => "DELETED",
-                    },
-                    "object": ev.object.value,
-                }),
+                Ok(Some(ev)) => json!({"type": ev.ty.as_str(), "object": ev.object.value}),
                 Ok(None) => return,
                 Err(e) => json!({"type": "ERROR", "object": Status::from_store_error(&e)}),
             };
@@ -400,136 +395,79 @@ async fn delete<S: Store>(app: Arc<ApiServer<S>>, t: Target, name: String) -> Re
     }
 }
 
-macro_rules! unwrap_target {
-    ($t:expr) => {
-        match $t {
-            Ok(t) => t,
-            Err(s) => return failure(*s),
-        }
-    };
+/// The parameters of every API path (`ns` and `name` where the path has
+/// them).
+#[derive(Debug, Deserialize)]
+struct PathParams {
+    group: String,
+    version: String,
+    #[serde(default)]
+    ns: Option<String>,
+    plural: String,
+    #[serde(default)]
+    name: String,
 }
 
-async fn list_all<S: Store>(
+impl PathParams {
+    fn target(&self) -> Result<Target, Box<Status>> {
+        target(&self.group, &self.version, &self.plural, self.ns.clone())
+    }
+}
+
+async fn list_route<S: Store>(
     State(app): App<S>,
-    Path((g, v, p)): Path<(String, String, String)>,
+    Path(p): Path<PathParams>,
     Query(q): Query<ListParams>,
 ) -> Response {
-    let kind = match kind_of(&g, &v, &p) {
-        Ok(k) => k,
-        Err(s) => return failure(*s),
-    };
-    list(
-        app,
-        Target {
-            kind,
-            namespace: None,
-        },
-        q,
-    )
-    .await
+    match p.target() {
+        Ok(t) => list(app, t, q).await,
+        Err(s) => failure(*s),
+    }
 }
 
-async fn create_cluster<S: Store>(
+async fn create_route<S: Store>(
     State(app): App<S>,
-    Path((g, v, p)): Path<(String, String, String)>,
+    Path(p): Path<PathParams>,
     body: Bytes,
 ) -> Response {
-    create(app, unwrap_target!(target(&g, &v, &p, None)), body).await
+    match p.target() {
+        Ok(t) => create(app, t, body).await,
+        Err(s) => failure(*s),
+    }
 }
 
-async fn get_cluster<S: Store>(
-    State(app): App<S>,
-    Path((g, v, p, n)): Path<(String, String, String, String)>,
-) -> Response {
-    get_one(app, unwrap_target!(target(&g, &v, &p, None)), n).await
+async fn get_route<S: Store>(State(app): App<S>, Path(p): Path<PathParams>) -> Response {
+    match p.target() {
+        Ok(t) => get_one(app, t, p.name).await,
+        Err(s) => failure(*s),
+    }
 }
 
-async fn update_cluster<S: Store>(
+async fn update_route<S: Store>(
     State(app): App<S>,
-    Path((g, v, p, n)): Path<(String, String, String, String)>,
+    Path(p): Path<PathParams>,
     body: Bytes,
 ) -> Response {
-    update(
-        app,
-        unwrap_target!(target(&g, &v, &p, None)),
-        n,
-        body,
-        false,
-    )
-    .await
+    match p.target() {
+        Ok(t) => update(app, t, p.name, body, false).await,
+        Err(s) => failure(*s),
+    }
 }
 
-async fn update_status_cluster<S: Store>(
+async fn update_status_route<S: Store>(
     State(app): App<S>,
-    Path((g, v, p, n)): Path<(String, String, String, String)>,
+    Path(p): Path<PathParams>,
     body: Bytes,
 ) -> Response {
-    update(app, unwrap_target!(target(&g, &v, &p, None)), n, body, true).await
+    match p.target() {
+        Ok(t) => update(app, t, p.name, body, true).await,
+        Err(s) => failure(*s),
+    }
 }
 
-async fn delete_cluster<S: Store>(
-    State(app): App<S>,
-    Path((g, v, p, n)): Path<(String, String, String, String)>,
-) -> Response {
-    delete(app, unwrap_target!(target(&g, &v, &p, None)), n).await
-}
-
-async fn list_ns<S: Store>(
-    State(app): App<S>,
-    Path((g, v, ns, p)): Path<(String, String, String, String)>,
-    Query(q): Query<ListParams>,
-) -> Response {
-    list(app, unwrap_target!(target(&g, &v, &p, Some(ns))), q).await
-}
-
-async fn create_ns<S: Store>(
-    State(app): App<S>,
-    Path((g, v, ns, p)): Path<(String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    create(app, unwrap_target!(target(&g, &v, &p, Some(ns))), body).await
-}
-
-async fn get_ns<S: Store>(
-    State(app): App<S>,
-    Path((g, v, ns, p, n)): Path<(String, String, String, String, String)>,
-) -> Response {
-    get_one(app, unwrap_target!(target(&g, &v, &p, Some(ns))), n).await
-}
-
-async fn update_ns<S: Store>(
-    State(app): App<S>,
-    Path((g, v, ns, p, n)): Path<(String, String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    update(
-        app,
-        unwrap_target!(target(&g, &v, &p, Some(ns))),
-        n,
-        body,
-        false,
-    )
-    .await
-}
-
-async fn update_status_ns<S: Store>(
-    State(app): App<S>,
-    Path((g, v, ns, p, n)): Path<(String, String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    update(
-        app,
-        unwrap_target!(target(&g, &v, &p, Some(ns))),
-        n,
-        body,
-        true,
-    )
-    .await
-}
-
-async fn delete_ns<S: Store>(
-    State(app): App<S>,
-    Path((g, v, ns, p, n)): Path<(String, String, String, String, String)>,
-) -> Response {
-    delete(app, unwrap_target!(target(&g, &v, &p, Some(ns))), n).await
+async fn delete_route<S: Store>(State(app): App<S>, Path(p): Path<PathParams>) -> Response {
+    match p.target() {
+        Ok(t) => delete(app, t, p.name).await,
+        Err(s) => failure(*s),
+    }
 }

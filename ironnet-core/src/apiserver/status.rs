@@ -136,7 +136,7 @@ impl Status {
                 let mut s = Status::failure(400, "Invalid", msg);
                 s.details = Some(StatusDetails {
                     causes: vec![StatusCause {
-                        field: field.trim_start_matches('/').replace('/', "."),
+                        field: crate::registry::pointer_to_path(field),
                         message: IMMUTABLE.into(),
                     }],
                     ..StatusDetails::default()

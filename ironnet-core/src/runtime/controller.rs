@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::queue::{Backoff, WorkQueue};
 use crate::object::KindInfo;
 use crate::registry::DynObject;
-use crate::store::{EventType, ObjectKey, Selection, Store, StoreError};
+use crate::store::{EventType, ObjectKey, Selection, Store, WatchEvent};
 
 /// What a reconcile asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,11 +93,6 @@ impl Shared {
 
 fn lock(cache: &Cache) -> MutexGuard<'_, BTreeMap<ObjectKey, Arc<DynObject>>> {
     cache.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn key_of(obj: &DynObject) -> ObjectKey {
-    let m = obj.meta();
-    ObjectKey::new(&obj.kind.info, &m.namespace, &m.name)
 }
 
 impl<S: Store> Controller<S> {
@@ -226,26 +221,20 @@ impl<S: Store> Controller<S> {
     }
 }
 
-/// Keeps the cache of primary objects current and enqueues every change;
-/// relists (and enqueues what appeared or went) when the watch expires.
-async fn reflect_primary<S: Store>(store: S, sel: Selection, cache: Cache, shared: Arc<Shared>) {
+/// Lists `sel` and follows its watch, forever: `on_list` gets every list
+/// (the first, and each after an expired or failed watch), `on_event`
+/// every change. Ends when the store goes away.
+async fn reflect<S: Store>(
+    store: S,
+    sel: Selection,
+    stats: &Stats,
+    mut on_list: impl FnMut(Vec<DynObject>),
+    mut on_event: impl FnMut(WatchEvent),
+) {
     loop {
         let version = match store.list(&sel).await {
             Ok((objs, version)) => {
-                let fresh: BTreeMap<ObjectKey, Arc<DynObject>> = objs
-                    .into_iter()
-                    .map(|o| (key_of(&o), Arc::new(o)))
-                    .collect();
-                let mut c = lock(&cache);
-                let gone: Vec<ObjectKey> = c
-                    .keys()
-                    .filter(|k| !fresh.contains_key(*k))
-                    .cloned()
-                    .collect();
-                let keys: Vec<ObjectKey> = fresh.keys().cloned().chain(gone).collect();
-                *c = fresh;
-                drop(c);
-                shared.enqueue(keys);
+                on_list(objs);
                 version
             }
             Err(e) => {
@@ -258,26 +247,16 @@ async fn reflect_primary<S: Store>(store: S, sel: Selection, cache: Cache, share
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "controller: watch failed; relisting");
-                shared.stats.relists.fetch_add(1, Ordering::Relaxed);
+                stats.relists.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
         };
         loop {
             match watch.next().await {
-                Ok(Some(ev)) => {
-                    let key = key_of(&ev.object);
-                    {
-                        let mut c = lock(&cache);
-                        match ev.ty {
-                            EventType::Deleted => c.remove(&key),
-                            _ => c.insert(key.clone(), Arc::new(ev.object)),
-                        };
-                    }
-                    shared.enqueue([key]);
-                }
+                Ok(Some(ev)) => on_event(ev),
                 Ok(None) => return,
-                Err(StoreError::Expired { .. }) | Err(_) => {
-                    shared.stats.relists.fetch_add(1, Ordering::Relaxed);
+                Err(_) => {
+                    stats.relists.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
             }
@@ -285,35 +264,49 @@ async fn reflect_primary<S: Store>(store: S, sel: Selection, cache: Cache, share
     }
 }
 
+/// Keeps the cache of primary objects current and enqueues every change;
+/// a relist enqueues what appeared or went as well.
+async fn reflect_primary<S: Store>(store: S, sel: Selection, cache: Cache, shared: Arc<Shared>) {
+    let on_list = |objs: Vec<DynObject>| {
+        let fresh: BTreeMap<ObjectKey, Arc<DynObject>> = objs
+            .into_iter()
+            .map(|o| (ObjectKey::of(&o), Arc::new(o)))
+            .collect();
+        let mut c = lock(&cache);
+        let gone: Vec<ObjectKey> = c
+            .keys()
+            .filter(|k| !fresh.contains_key(*k))
+            .cloned()
+            .collect();
+        let keys: Vec<ObjectKey> = fresh.keys().cloned().chain(gone).collect();
+        *c = fresh;
+        drop(c);
+        shared.enqueue(keys);
+    };
+    let on_event = |ev: WatchEvent| {
+        let key = ObjectKey::of(&ev.object);
+        {
+            let mut c = lock(&cache);
+            match ev.ty {
+                EventType::Deleted => c.remove(&key),
+                _ => c.insert(key.clone(), Arc::new(ev.object)),
+            };
+        }
+        shared.enqueue([key]);
+    };
+    reflect(store, sel, &shared.stats, on_list, on_event).await;
+}
+
 /// Enqueues the primary keys mapped from every change of related objects.
 async fn reflect_related<S: Store>(store: S, sel: Selection, map: Mapper, shared: Arc<Shared>) {
-    loop {
-        let version = match store.list(&sel).await {
-            Ok((objs, version)) => {
-                shared.enqueue(objs.iter().flat_map(|o| map(o)).collect::<Vec<_>>());
-                version
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "controller: list failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let Ok(mut watch) = store.watch(sel.clone(), version).await else {
-            shared.stats.relists.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        loop {
-            match watch.next().await {
-                Ok(Some(ev)) => shared.enqueue(map(&ev.object)),
-                Ok(None) => return,
-                Err(_) => {
-                    shared.stats.relists.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
-    }
+    reflect(
+        store,
+        sel,
+        &shared.stats,
+        |objs| shared.enqueue(objs.iter().flat_map(|o| map(o)).collect::<Vec<_>>()),
+        |ev| shared.enqueue(map(&ev.object)),
+    )
+    .await;
 }
 
 /// One worker: takes keys and reconciles them.

@@ -34,30 +34,29 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn load(db: &Database, seed: u64) -> Result<Engine, StoreError> {
     let mut engine = Engine::new(seed);
-    let txn = db.begin_read().map_err(backend)?;
+    let txn = db.begin_read().map_err(StoreError::backend)?;
     let version = match txn.open_table(META) {
-        Ok(t) => t.get("version").map_err(backend)?.map_or(0, |v| v.value()),
+        Ok(t) => t
+            .get("version")
+            .map_err(StoreError::backend)?
+            .map_or(0, |v| v.value()),
         Err(redb::TableError::TableDoesNotExist(_)) => 0,
-        Err(e) => return Err(backend(e)),
+        Err(e) => return Err(StoreError::backend(e)),
     };
     let mut objects = Vec::new();
     match txn.open_table(OBJECTS) {
         Ok(t) => {
-            for row in t.iter().map_err(backend)? {
-                let (k, v) = row.map_err(backend)?;
+            for row in t.iter().map_err(StoreError::backend)? {
+                let (k, v) = row.map_err(StoreError::backend)?;
                 let value: serde_json::Value = serde_json::from_slice(v.value())
-                    .map_err(|e| backend(format!("{}: {e}", k.value())))?;
+                    .map_err(|e| StoreError::backend(format!("{}: {e}", k.value())))?;
                 objects.push(DynObject::from_value(value, "default")?);
             }
         }
         Err(redb::TableError::TableDoesNotExist(_)) => {}
-        Err(e) => return Err(backend(e)),
+        Err(e) => return Err(StoreError::backend(e)),
     }
     engine.restore(objects, version);
     Ok(engine)
@@ -66,13 +65,8 @@ fn load(db: &Database, seed: u64) -> Result<Engine, StoreError> {
 impl EmbeddedStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(11)
-            ^ u64::from(std::process::id());
-        let engine = load(&db, seed)?;
+        let db = Database::create(path).map_err(StoreError::backend)?;
+        let engine = load(&db, super::uid_seed())?;
         Ok(EmbeddedStore {
             inner: Arc::new(Mutex::new(Inner { engine, db })),
         })
@@ -83,27 +77,28 @@ impl EmbeddedStore {
     }
 
     fn persist(db: &Database, changes: &Changes) -> Result<(), StoreError> {
-        let txn = db.begin_write().map_err(backend)?;
+        let txn = db.begin_write().map_err(StoreError::backend)?;
         {
-            let mut objects = txn.open_table(OBJECTS).map_err(backend)?;
+            let mut objects = txn.open_table(OBJECTS).map_err(StoreError::backend)?;
             for (key, obj) in &changes.objects {
                 let k = key.encode();
                 match obj {
                     Some(o) => {
-                        let bytes = serde_json::to_vec(&o.value).map_err(backend)?;
+                        let bytes = serde_json::to_vec(&o.value).map_err(StoreError::backend)?;
                         objects
                             .insert(k.as_str(), bytes.as_slice())
-                            .map_err(backend)?;
+                            .map_err(StoreError::backend)?;
                     }
                     None => {
-                        objects.remove(k.as_str()).map_err(backend)?;
+                        objects.remove(k.as_str()).map_err(StoreError::backend)?;
                     }
                 }
             }
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            meta.insert("version", changes.version).map_err(backend)?;
+            let mut meta = txn.open_table(META).map_err(StoreError::backend)?;
+            meta.insert("version", changes.version)
+                .map_err(StoreError::backend)?;
         }
-        txn.commit().map_err(backend)
+        txn.commit().map_err(StoreError::backend)
     }
 
     fn run<T>(

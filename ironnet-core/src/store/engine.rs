@@ -22,6 +22,27 @@ pub enum EventType {
     Deleted,
 }
 
+impl EventType {
+    /// The name on the wire (`ADDED`, `MODIFIED`, `DELETED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+
+    /// The type named `name` on the wire.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ADDED" => Some(EventType::Added),
+            "MODIFIED" => Some(EventType::Modified),
+            "DELETED" => Some(EventType::Deleted),
+            _ => None,
+        }
+    }
+}
+
 /// One committed change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchEvent {
@@ -65,10 +86,6 @@ pub struct Changes {
     pub events: Vec<WatchEvent>,
 }
 
-fn key_of(obj: &DynObject, meta: &ObjectMeta) -> ObjectKey {
-    ObjectKey::new(&obj.kind.info, &meta.namespace, &meta.name)
-}
-
 fn without(value: &Value, fields: &[&str]) -> Value {
     let mut v = value.clone();
     if let Some(o) = v.as_object_mut() {
@@ -104,8 +121,7 @@ impl Engine {
     /// Loads persisted objects and version (no events).
     pub fn restore(&mut self, objects: Vec<DynObject>, version: u64) {
         for obj in objects {
-            let meta = obj.meta();
-            self.objects.insert(key_of(&obj, &meta), obj);
+            self.objects.insert(ObjectKey::of(&obj), obj);
         }
         self.version = version;
     }
@@ -176,8 +192,7 @@ impl Engine {
             if ev.resource_version <= self.version {
                 continue;
             }
-            let meta = ev.object.meta();
-            let key = key_of(&ev.object, &meta);
+            let key = ObjectKey::of(&ev.object);
             match ev.ty {
                 EventType::Deleted => self.objects.remove(&key),
                 _ => self.objects.insert(key, ev.object.clone()),
@@ -315,7 +330,8 @@ impl Engine {
                 }
             }
         }
-        let key = key_of(&obj, &meta);
+        // The name may have just been generated: not in `obj` yet.
+        let key = ObjectKey::new(&obj.kind.info, &meta.namespace, &meta.name);
         if self.objects.contains_key(&key) {
             return Err(StoreError::AlreadyExists(key));
         }
@@ -338,7 +354,7 @@ impl Engine {
     /// object, checking resourceVersion and uid if given.
     pub fn update(&mut self, obj: DynObject, status_only: bool) -> Result<DynObject, StoreError> {
         let given = obj.meta();
-        let key = key_of(&obj, &given);
+        let key = ObjectKey::of(&obj);
         let stored = self.get(&key)?;
         let mut meta = stored.meta();
         let conflict = |given: String| StoreError::Conflict {

@@ -39,13 +39,9 @@ const ATTEMPTS: usize = 32;
 /// overflow).
 const MAX_VERSION: u64 = 1 << 62;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 impl From<EtcdError> for StoreError {
     fn from(e: EtcdError) -> Self {
-        backend(e)
+        StoreError::backend(e)
     }
 }
 
@@ -119,30 +115,21 @@ fn encode_events(events: &[WatchEvent]) -> Result<Vec<u8>, StoreError> {
     let logged: Vec<LoggedEvent> = events
         .iter()
         .map(|e| LoggedEvent {
-            ty: match e.ty {
-                EventType::Added => "ADDED",
-                EventType::Modified => "MODIFIED",
-                EventType::Deleted => "DELETED",
-            }
-            .to_owned(),
+            ty: e.ty.as_str().to_owned(),
             rv: e.resource_version,
             object: e.object.value.clone(),
         })
         .collect();
-    serde_json::to_vec(&logged).map_err(backend)
+    serde_json::to_vec(&logged).map_err(StoreError::backend)
 }
 
 fn decode_events(bytes: &[u8]) -> Result<Vec<WatchEvent>, StoreError> {
-    let logged: Vec<LoggedEvent> = serde_json::from_slice(bytes).map_err(backend)?;
+    let logged: Vec<LoggedEvent> = serde_json::from_slice(bytes).map_err(StoreError::backend)?;
     logged
         .into_iter()
         .map(|l| {
-            let ty = match l.ty.as_str() {
-                "ADDED" => EventType::Added,
-                "MODIFIED" => EventType::Modified,
-                "DELETED" => EventType::Deleted,
-                other => return Err(backend(format!("log entry: event type {other:?}"))),
-            };
+            let ty = EventType::parse(&l.ty)
+                .ok_or_else(|| StoreError::backend(format!("log entry: event type {:?}", l.ty)))?;
             Ok(WatchEvent {
                 ty,
                 object: DynObject::from_value(l.object, "")?,
@@ -160,7 +147,7 @@ fn parse_version(kv: Option<&pb::KeyValue>) -> Result<(u64, i64), StoreError> {
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
                 .filter(|v| *v < MAX_VERSION)
-                .ok_or_else(|| backend("version key is not a number in range"))?;
+                .ok_or_else(|| StoreError::backend("version key is not a number in range"))?;
             Ok((v, kv.mod_revision))
         }
     }
@@ -172,13 +159,8 @@ impl EtcdStore {
     pub async fn open(endpoints: &[String], prefix: &str) -> Result<Self, StoreError> {
         let client = EtcdClient::connect(endpoints)?;
         let keys = Keys::new(prefix);
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(13)
-            ^ u64::from(std::process::id()).rotate_left(40);
         let mut mirror = Mirror {
-            engine: Engine::new(seed),
+            engine: Engine::new(super::uid_seed()),
             version_mod: 0,
         };
         let revision = reload(&client, &keys, &mut mirror).await?;
@@ -222,7 +204,7 @@ impl EtcdStore {
         for _ in 0..ATTEMPTS {
             let before = m.engine.version();
             if before >= MAX_VERSION {
-                return Err(backend("store version out of range"));
+                return Err(StoreError::backend("store version out of range"));
             }
             let result = op(&mut m.engine);
             let changes = m.engine.take_changes();
@@ -245,7 +227,7 @@ impl EtcdStore {
                 match obj {
                     Some(o) => success.push(etcd::put(
                         k.as_bytes(),
-                        serde_json::to_vec(&o.value).map_err(backend)?,
+                        serde_json::to_vec(&o.value).map_err(StoreError::backend)?,
                         0,
                     )),
                     None => success.push(etcd::delete(k.as_bytes(), &[])),
@@ -295,7 +277,7 @@ impl EtcdStore {
                 }
             }
         }
-        Err(backend(format!(
+        Err(StoreError::backend(format!(
             "gave up after {ATTEMPTS} tries against concurrent writers"
         )))
     }
@@ -316,7 +298,7 @@ async fn reload(client: &EtcdClient, keys: &Keys, m: &mut Mirror) -> Result<i64,
     let mut objects = Vec::with_capacity(kvs.len());
     for kv in kvs {
         let value: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-            backend(format!(
+            StoreError::backend(format!(
                 "{}: {e}",
                 String::from_utf8_lossy(&kv.key).trim_start_matches(&keys.objects)
             ))
@@ -342,7 +324,7 @@ async fn apply_entry(
         return Ok(());
     };
     if last >= MAX_VERSION {
-        return Err(backend("log entry version out of range"));
+        return Err(StoreError::backend("log entry version out of range"));
     }
     if last <= m.engine.version() {
         return Ok(());

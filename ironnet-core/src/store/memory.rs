@@ -25,12 +25,8 @@ impl MemoryStore {
 
     /// An empty store remembering `log` events for watches from the past.
     pub fn with_log(log: usize) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7);
         MemoryStore {
-            engine: Arc::new(Mutex::new(Engine::with_log(seed, log))),
+            engine: Arc::new(Mutex::new(Engine::with_log(super::uid_seed(), log))),
         }
     }
 

@@ -51,6 +51,12 @@ impl ObjectKey {
         }
     }
 
+    /// The key of `obj`.
+    pub fn of(obj: &DynObject) -> Self {
+        let meta = obj.meta();
+        ObjectKey::new(&obj.kind.info, &meta.namespace, &meta.name)
+    }
+
     /// One string (`group/plural/namespace/name`), the embedded store's key.
     pub fn encode(&self) -> String {
         format!("{}/{}/{}", self.resource, self.namespace, self.name)
@@ -90,7 +96,7 @@ pub enum StoreError {
     #[error(transparent)]
     Invalid(#[from] ObjectError),
     /// A field that may not change changed.
-    #[error("{}: {} may not change once set", .key, .field.trim_start_matches('/').replace('/', "."))]
+    #[error("{}: {} may not change once set", .key, crate::registry::pointer_to_path(.field))]
     Immutable {
         /// The object.
         key: ObjectKey,
@@ -120,6 +126,22 @@ pub enum StoreError {
         /// The Status message.
         message: String,
     },
+}
+
+impl StoreError {
+    /// A backend failure described by `e`.
+    pub fn backend(e: impl std::fmt::Display) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// A seed for uids that differs between processes and starts.
+pub(crate) fn uid_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7)
+        ^ u64::from(std::process::id()).rotate_left(40)
 }
 
 /// Which objects a list or watch covers.
