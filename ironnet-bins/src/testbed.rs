@@ -149,7 +149,7 @@ pub struct DpProcess {
 }
 
 /// Starts the `ironnet-dp` binary at `binary` with TAP names prefixed by
-/// `tag`, gRPC on `grpc_port` and metrics on `grpc_port + 10000`.
+/// `tag`, gRPC on `grpc_port` and metrics on a free port.
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_dp(
     topo: &mut Topology,
@@ -161,7 +161,7 @@ pub fn spawn_dp(
     grpc_port: u16,
     extra: &[&str],
 ) -> Result<DpProcess, String> {
-    let metrics_port = grpc_port.wrapping_add(10000);
+    let metrics_port = free_port();
     let mut dp = Command::new(binary)
         .args([
             "--ipv6",
@@ -509,10 +509,13 @@ pub fn skip_packet_test() -> bool {
     false
 }
 
-/// A gRPC port for a dp of this test process: distinct per process and
-/// `offset`.
-pub fn grpc_port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + offset
+/// A loopback port free right now, chosen by the kernel (a fixed range
+/// could collide with ephemeral ports of other connections, such as
+/// TIME_WAIT leftovers of earlier tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
 }
 
 /// A command running test `helper` of the current test binary inside

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, grpc_port,
+    DpProcess, Topology, attach, bridge_fabric, connect, create_interface, create_route, free_port,
     in_ns, lease, metrics, ping, run, sh, skip_packet_test, tcp_transfer,
 };
 
@@ -42,7 +42,7 @@ async fn guests_get_dhcp_leases_and_ping_each_other() {
     for ns in [&g1, &g2, &fabric] {
         topo.netns(ns).unwrap();
     }
-    let d = dp(&mut topo, &tag, "fc00:1::1", 2, 0x66, grpc_port(0), &[]);
+    let d = dp(&mut topo, &tag, "fc00:1::1", 2, 0x66, free_port(), &[]);
     let names = &d.ports;
     // PFs into the fabric namespace, VFs into the guests: nothing stays in
     // the root namespace.
@@ -117,7 +117,7 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
         "fc00:1::1",
         1,
         0x01,
-        grpc_port(1),
+        free_port(),
         &[],
     );
     let b = dp(
@@ -126,7 +126,7 @@ async fn guests_on_two_hosts_reach_each_other_through_the_tunnel() {
         "fc00:2::1",
         1,
         0x02,
-        grpc_port(2),
+        free_port(),
         &[],
     );
     bridge_fabric(&fabric, &[&a, &b]).unwrap();
@@ -212,7 +212,7 @@ async fn the_kernel_speaks_our_tunnel_format() {
         "fc00::1",
         1,
         mac_index,
-        grpc_port(5),
+        free_port(),
         &["--pf-router-mac", &router_mac],
     );
     let pf = &a.ports[0];

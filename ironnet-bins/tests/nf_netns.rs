@@ -26,7 +26,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    DpProcess, Topology, attach, connect, create_interface, create_route, grpc_port, helper, ip,
+    DpProcess, Topology, attach, connect, create_interface, create_route, free_port, helper, ip,
     lease, ping, run, sh, skip_packet_test, spawn_dp, tcp_transfer, wait_for,
 };
 use ironnet_dp::proto;
@@ -145,7 +145,7 @@ async fn nat_vip_load_balancer_and_firewall_with_real_traffic() {
         "fc00:1::1",
         2,
         mac_a,
-        grpc_port(8),
+        free_port(),
     );
     let b = start_dp(
         &mut topo,
@@ -153,7 +153,7 @@ async fn nat_vip_load_balancer_and_firewall_with_real_traffic() {
         "fc00:2::1",
         1,
         mac_b,
-        grpc_port(9),
+        free_port(),
     );
     let (pf_a, pf_b) = (a.ports[0].clone(), b.ports[0].clone());
     attach(&pf_a, &hr).unwrap();

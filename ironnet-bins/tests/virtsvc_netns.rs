@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ironnet_bins::testbed::{
-    Topology, attach, connect, create_interface, grpc_port, helper, lease, sh, skip_packet_test,
+    Topology, attach, connect, create_interface, free_port, helper, lease, sh, skip_packet_test,
     spawn_dp, wait_for,
 };
 
@@ -105,7 +105,7 @@ async fn a_guest_reaches_ipv6_services_on_ipv4_addresses() {
         "fc00:1::1",
         1,
         mac,
-        grpc_port(12),
+        free_port(),
         &[
             "--pf-router-mac",
             &format!("22:22:22:22:{mac:02x}:80"),
