@@ -13,6 +13,8 @@
 //!   the `etcd` feature);
 //! - [`apiserver`]: the HTTP/JSON API in Kubernetes REST shape;
 //! - [`client`]: its client, itself a [`Store`](store::Store);
+//! - [`control`]: the network controller (allocation, translation,
+//!   NAT, load-balancer placement, policies, peering);
 //! - [`runtime`]: controllers (work queue, backoff, resync, leader
 //!   election);
 //! - `etcd` (feature `etcd`): a small etcd v3 client.
@@ -20,6 +22,7 @@
 pub mod api;
 pub mod apiserver;
 pub mod client;
+pub mod control;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod manifest;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::api::{apinet, networking};
+use crate::api::{apinet, compute, events, networking};
 use crate::meta::ObjectMeta;
 use crate::object::{KindInfo, Resource};
 use crate::validation::FieldErrors;
@@ -117,6 +117,8 @@ pub static KINDS: &[KindEntry] = &[
     entry::<apinet::Node>(),
     entry::<apinet::NetworkPolicy>(),
     entry::<apinet::NetworkPolicyRule>(),
+    entry::<compute::Machine>(),
+    entry::<events::Event>(),
 ];
 
 /// Fields that may be set once (at create, or later by a controller that
