@@ -3,9 +3,11 @@
 //!
 //! This crate stays thin: parse flags, wire the library crates together,
 //! run. Binaries so far: `ironnet-bond` (server and client), `ironnet-dp`,
-//! `ironnet-controller` (the API server; its controllers come next) and
-//! `ironnetctl` ([`ctl`]); [`testbed`] builds network-namespace test beds.
+//! `ironnet-controller` (the API server and the network controller, with
+//! its [`controller_metrics`]) and `ironnetctl` ([`ctl`]); [`testbed`]
+//! builds network-namespace test beds.
 
+pub mod controller_metrics;
 pub mod ctl;
 pub mod testbed;
 

@@ -98,7 +98,7 @@ fn every_seed_example_applies_and_shows() {
     let manifests = seeds::object_manifests();
     assert_eq!(manifests.len(), 16, "object examples in the seeds");
 
-    let controller = Controller::start(&data, &[]);
+    let controller = Controller::start(&data, &["--no-controllers"]);
     let mut applied = Vec::new();
     for (i, (source, yaml)) in manifests.iter().enumerate() {
         let file = dir.join(format!("seed-{i}.yaml"));
@@ -193,7 +193,7 @@ fn every_seed_example_applies_and_shows() {
 
     // The embedded store keeps everything across a restart.
     drop(controller);
-    let controller = Controller::start(&data, &[]);
+    let controller = Controller::start(&data, &["--no-controllers"]);
     check_shown(&controller);
 
     // Errors: an unknown kind, a missing object, an invalid manifest.

@@ -188,6 +188,13 @@ impl<S: Store> NetworkController<S> {
         }
     }
 
+    /// Counts into `metrics` (shared by successive controllers of one
+    /// process, e.g. across leadership terms).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// Its metrics (share before `run`).
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
@@ -210,7 +217,7 @@ impl<S: Store> NetworkController<S> {
             while listed.len() < World::KINDS.len() {
                 let Some(msg) = rx.recv().await else { return };
                 if let Msg::Listed(k, _) = &msg {
-                    listed.insert(k.kind);
+                    listed.insert((k.group, k.kind));
                 }
                 self.take(&mut world, msg);
             }
