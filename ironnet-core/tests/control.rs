@@ -456,7 +456,7 @@ async fn check_statuses(store: &MemoryStore) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn random_sequences_keep_allocations_unique_and_leak_nothing(steps in proptest::collection::vec(step(), 1..24)) {
@@ -491,4 +491,461 @@ proptest! {
             assert!(left.is_empty(), "left behind: {left:#?}");
         });
     }
+}
+
+// ------------------------------------------------------------ behaviours
+
+async fn create<T: Resource>(store: &MemoryStore, obj: &T) {
+    store
+        .create(DynObject::from_typed(obj).unwrap())
+        .await
+        .unwrap();
+}
+
+fn user_network(name: &str, peers: &[&str]) -> networking::Network {
+    networking::Network::new(
+        "default",
+        name,
+        networking::NetworkSpec {
+            peerings: peers
+                .iter()
+                .map(|p| networking::NetworkPeering {
+                    name: format!("to-{p}"),
+                    network_ref: networking::PeeringNetworkRef {
+                        namespace: String::new(),
+                        name: (*p).into(),
+                    },
+                    prefixes: Vec::new(),
+                })
+                .collect(),
+            ..Default::default()
+        },
+    )
+}
+
+fn user_nic(
+    name: &str,
+    net: &str,
+    ip: &str,
+    labels: &[(&str, &str)],
+) -> networking::NetworkInterface {
+    let mut n = networking::NetworkInterface::new(
+        "default",
+        name,
+        networking::NetworkInterfaceSpec {
+            network_ref: LocalObjectReference::new(net),
+            ip_families: vec![IpFamily::IPv4],
+            ips: vec![networking::IpSource {
+                value: Some(ip.parse().unwrap()),
+                ephemeral: None,
+            }],
+            ..Default::default()
+        },
+    );
+    for (k, v) in labels {
+        n.metadata.labels.insert((*k).into(), (*v).into());
+    }
+    n
+}
+
+async fn internal_of<T: Resource>(store: &MemoryStore, user_uid: &str) -> T {
+    get(store, "ironnet-system", user_uid).await
+}
+
+#[tokio::test]
+async fn nat_gateway_grows_to_its_limit_and_reports_exhaustion() {
+    let store = MemoryStore::new();
+    // 3 sections per address (16384 ports), at most 2 addresses: 6 NICs.
+    let cfg = Config {
+        nat_max_ips: 2,
+        ..cfg("10.0.0.0/28")
+    };
+    node(&store, "n1", "a").await;
+    create(&store, &user_network("net", &[])).await;
+    let gw = networking::NATGateway::new(
+        "default",
+        "gw",
+        networking::NatGatewaySpec {
+            ty: Some(networking::PublicType::Public),
+            ip_family: Some(IpFamily::IPv4),
+            network_ref: LocalObjectReference::new("net"),
+            ports_per_network_interface: Some(16384),
+        },
+    );
+    create(&store, &gw).await;
+    for i in 0..8 {
+        create(
+            &store,
+            &user_nic(
+                &format!("nic{i}"),
+                "net",
+                &format!("192.168.1.{}", i + 1),
+                &[],
+            ),
+        )
+        .await;
+    }
+    settle(&store, &cfg).await;
+    let gw: networking::NATGateway = get(&store, "default", "gw").await;
+    assert_eq!(gw.status.ips.len(), 2, "grew to the limit: {:?}", gw.status);
+    let internal: apinet::NATGateway = internal_of(&store, &gw.metadata.uid).await;
+    assert_eq!(internal.status.requested_nat_ips, Some(8));
+    assert_eq!(internal.status.used_nat_ips, Some(6));
+    let table: apinet::NATTable = internal_of(&store, &gw.metadata.uid).await;
+    let sections: Vec<_> = table
+        .ips
+        .iter()
+        .flat_map(|i| i.sections.iter().map(move |s| (i.ip, s.port, s.end_port)))
+        .collect();
+    assert_eq!(sections.len(), 6);
+    assert!(
+        sections
+            .iter()
+            .all(|(_, p, e)| (e - p + 1) == 16384 && (p - 1024) % 16384 == 0)
+    );
+    let claimed = list::<apinet::NetworkInterface>(&store)
+        .await
+        .into_iter()
+        .filter(|n| !n.spec.nat_gateways.is_empty())
+        .count();
+    assert_eq!(claimed, 6);
+    let events = list::<Event>(&store).await;
+    let ev = events
+        .iter()
+        .find(|e| e.reason == "NATPortsExhausted")
+        .expect("exhaustion event");
+    assert!(ev.note.starts_with("2 of 8 interfaces"), "{}", ev.note);
+
+    // An interface that gets a public address leaves NAT; a waiting one
+    // takes its section.
+    create(
+        &store,
+        &networking::VirtualIP::new(
+            "default",
+            "vip",
+            networking::VirtualIpSpec {
+                ty: Some(networking::PublicType::Public),
+                ip_family: Some(IpFamily::IPv4),
+                target_ref: None,
+            },
+        ),
+    )
+    .await;
+    let mut nic0: networking::NetworkInterface = get(&store, "default", "nic0").await;
+    nic0.spec.virtual_ip = Some(networking::VirtualIpSource {
+        virtual_ip_ref: Some(LocalObjectReference::new("vip")),
+        ephemeral: None,
+    });
+    store
+        .update(DynObject::from_typed(&nic0).unwrap())
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let internal: apinet::NATGateway = internal_of(&store, &gw.metadata.uid).await;
+    assert_eq!(internal.status.requested_nat_ips, Some(7));
+    assert_eq!(internal.status.used_nat_ips, Some(6));
+    let nic0: apinet::NetworkInterface = internal_of(&store, &nic0.metadata.uid).await;
+    assert!(nic0.spec.nat_gateways.is_empty());
+    assert_eq!(nic0.spec.public_ips.len(), 1);
+    check_unique(&store).await;
+}
+
+#[tokio::test]
+async fn load_balancer_instances_spread_over_zones_and_follow_nodes() {
+    let store = MemoryStore::new();
+    let cfg = cfg("10.0.0.0/24");
+    node(&store, "n1", "a").await;
+    node(&store, "n2", "a").await;
+    node(&store, "n3", "b").await;
+    create(&store, &user_network("net", &[])).await;
+    create(
+        &store,
+        &user_nic("web", "net", "192.168.0.10", &[("app", "web")]),
+    )
+    .await;
+    create(
+        &store,
+        &user_nic("db", "net", "192.168.0.11", &[("app", "db")]),
+    )
+    .await;
+    let lb = networking::LoadBalancer::new(
+        "default",
+        "lb",
+        networking::LoadBalancerSpec {
+            ty: Some(networking::LoadBalancerType::Public),
+            ip_families: vec![IpFamily::IPv4],
+            network_ref: LocalObjectReference::new("net"),
+            network_interface_selector: Some(
+                ironnet_core::meta::LabelSelector::parse("app=web").unwrap(),
+            ),
+            ports: vec![ironnet_core::api::common::LoadBalancerPort {
+                protocol: None,
+                port: 80,
+                end_port: None,
+            }],
+            ..Default::default()
+        },
+    );
+    create(&store, &lb).await;
+    settle(&store, &cfg).await;
+    let lb: networking::LoadBalancer = get(&store, "default", "lb").await;
+    let zones = |insts: &[apinet::Instance]| -> Vec<String> {
+        let mut z: Vec<String> = insts
+            .iter()
+            .map(|i| {
+                let n = &i.spec.node_ref.as_ref().expect("scheduled").name;
+                if n == "n3" {
+                    "b".into()
+                } else if n == "n4" {
+                    "c".into()
+                } else {
+                    "a".into()
+                }
+            })
+            .collect();
+        z.sort();
+        z
+    };
+    let insts = list::<apinet::Instance>(&store).await;
+    assert_eq!(zones(&insts), ["a", "b"], "one instance per zone");
+    assert!(
+        insts
+            .iter()
+            .all(|i| i.spec.ips == lb.status.ips && i.spec.load_balancer_ports.len() == 1)
+    );
+    // Routing: the selected interface only, with its node.
+    let routing: apinet::LoadBalancerRouting = internal_of(&store, &lb.metadata.uid).await;
+    assert_eq!(routing.destinations.len(), 1);
+    assert_eq!(
+        routing.destinations[0].ip,
+        "192.168.0.10".parse::<IpAddr>().unwrap()
+    );
+    assert!(
+        routing.destinations[0]
+            .target_ref
+            .as_ref()
+            .is_some_and(|t| !t.node_ref.name.is_empty())
+    );
+    let user_routing: networking::LoadBalancerRouting = get(&store, "default", "lb").await;
+    assert_eq!(user_routing.destinations[0].name, "web");
+
+    // The zone-b node goes: its instance goes, none replaces it (no other
+    // zone); a node in a new zone gets one.
+    store
+        .delete(&ObjectKey::new(&apinet::Node::INFO, "", "n3"))
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    assert_eq!(zones(&list::<apinet::Instance>(&store).await), ["a"]);
+    node(&store, "n4", "c").await;
+    settle(&store, &cfg).await;
+    assert_eq!(zones(&list::<apinet::Instance>(&store).await), ["a", "c"]);
+    // A new selected interface joins the routing.
+    create(
+        &store,
+        &user_nic("web2", "net", "192.168.0.12", &[("app", "web")]),
+    )
+    .await;
+    settle(&store, &cfg).await;
+    let routing: apinet::LoadBalancerRouting = internal_of(&store, &lb.metadata.uid).await;
+    assert_eq!(routing.destinations.len(), 2);
+}
+
+#[tokio::test]
+async fn peering_binds_when_both_sides_name_each_other_and_releases() {
+    let store = MemoryStore::new();
+    let cfg = cfg("10.0.0.0/24");
+    create(&store, &user_network("a", &["b"])).await;
+    create(&store, &user_network("b", &[])).await;
+    settle(&store, &cfg).await;
+    let a: networking::Network = get(&store, "default", "a").await;
+    assert_eq!(a.status.peerings[0].phase, PeeringPhase::Pending);
+    assert!(a.spec.incoming_peerings.is_empty());
+    let events = list::<Event>(&store).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "PeeringPending" && e.note.contains("does not name this network"))
+    );
+
+    let mut b: networking::Network = get(&store, "default", "b").await;
+    b.spec.peerings = user_network("b", &["a"]).spec.peerings;
+    store
+        .update(DynObject::from_typed(&b).unwrap())
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let a: networking::Network = get(&store, "default", "a").await;
+    let b: networking::Network = get(&store, "default", "b").await;
+    assert_eq!(a.status.peerings[0].phase, PeeringPhase::Bound);
+    assert_eq!(b.status.peerings[0].phase, PeeringPhase::Bound);
+    assert_eq!(a.spec.incoming_peerings[0].uid, b.metadata.uid);
+    let ia: apinet::Network = internal_of(&store, &a.metadata.uid).await;
+    let ib: apinet::Network = internal_of(&store, &b.metadata.uid).await;
+    assert_eq!(ia.spec.peerings[0].id, ib.spec.id);
+    assert_eq!(ib.spec.peerings[0].id, ia.spec.id);
+
+    // b goes: a's peering is released.
+    store
+        .delete(&ObjectKey::new(&networking::Network::INFO, "default", "b"))
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let a: networking::Network = get(&store, "default", "a").await;
+    assert_eq!(a.status.peerings[0].phase, PeeringPhase::Pending);
+    assert!(a.spec.incoming_peerings.is_empty());
+    let ia: apinet::Network = internal_of(&store, &a.metadata.uid).await;
+    assert!(ia.spec.peerings.is_empty());
+    // b's VNI went with it.
+    assert_eq!(list::<apinet::NetworkID>(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn machines_own_their_ephemeral_interfaces_and_adopt_none() {
+    use ironnet_core::api::compute::{
+        EphemeralNetworkInterface, Machine, MachineNetworkInterface, MachineSpec,
+        NetworkInterfaceTemplate,
+    };
+    let store = MemoryStore::new();
+    let cfg = cfg("10.0.0.0/24");
+    node(&store, "n1", "a").await;
+    node(&store, "n2", "a").await;
+    create(&store, &user_network("net", &[])).await;
+    // Someone else's interface with the name the machine would use.
+    create(&store, &user_nic("m-other", "net", "192.168.0.9", &[])).await;
+    let eph = |name: &str, ip: &str| MachineNetworkInterface {
+        name: name.into(),
+        network_interface_ref: None,
+        ephemeral: Some(EphemeralNetworkInterface {
+            network_interface_template: NetworkInterfaceTemplate {
+                metadata: Default::default(),
+                spec: user_nic("x", "net", ip, &[]).spec,
+            },
+        }),
+    };
+    let m = Machine::new(
+        "default",
+        "m",
+        MachineSpec {
+            machine_pool_ref: Some(LocalObjectReference::new("n2")),
+            network_interfaces: vec![eph("primary", "192.168.0.1"), eph("other", "192.168.0.2")],
+            other: Default::default(),
+        },
+    );
+    create(&store, &m).await;
+    settle(&store, &cfg).await;
+    let m: Machine = get(&store, "default", "m").await;
+    let primary: networking::NetworkInterface = get(&store, "default", "m-primary").await;
+    assert_eq!(primary.metadata.controller().unwrap().uid, m.metadata.uid);
+    assert_eq!(
+        primary.spec.machine_ref.as_ref().unwrap().uid,
+        m.metadata.uid
+    );
+    assert_eq!(primary.status.state, Some(State::Available));
+    let internal: apinet::NetworkInterface = internal_of(&store, &primary.metadata.uid).await;
+    assert_eq!(internal.spec.node_ref.name, "n2", "on the machine's pool");
+    let other: networking::NetworkInterface = get(&store, "default", "m-other").await;
+    assert!(other.metadata.owner_references.is_empty(), "not adopted");
+    assert!(other.spec.machine_ref.is_none());
+    assert!(
+        list::<Event>(&store)
+            .await
+            .iter()
+            .any(|e| e.reason == "NetworkInterfaceNotManaged")
+    );
+
+    // Dropped from the machine: deleted; the machine goes: so do the rest.
+    let mut m2 = m.clone();
+    m2.spec.network_interfaces.truncate(1);
+    m2.spec.network_interfaces[0] = eph("second", "192.168.0.3");
+    store
+        .update(DynObject::from_typed(&m2).unwrap())
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let names: BTreeSet<String> = list::<networking::NetworkInterface>(&store)
+        .await
+        .into_iter()
+        .map(|n| n.metadata.name)
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["m-other".to_owned(), "m-second".to_owned()])
+    );
+    store
+        .delete(&ObjectKey::new(&Machine::INFO, "default", "m"))
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let names: BTreeSet<String> = list::<networking::NetworkInterface>(&store)
+        .await
+        .into_iter()
+        .map(|n| n.metadata.name)
+        .collect();
+    assert_eq!(names, BTreeSet::from(["m-other".to_owned()]));
+    assert_eq!(list::<apinet::NetworkInterface>(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn policies_compile_to_rules_and_follow_selected_objects() {
+    let store = MemoryStore::new();
+    let cfg = cfg("10.0.0.0/24");
+    node(&store, "n1", "a").await;
+    create(&store, &user_network("net", &[])).await;
+    create(
+        &store,
+        &user_nic("db", "net", "192.168.0.5", &[("app", "db")]),
+    )
+    .await;
+    create(
+        &store,
+        &user_nic("web", "net", "192.168.0.6", &[("app", "web")]),
+    )
+    .await;
+    let yaml = "apiVersion: networking.ironcore.dev/v1alpha1
+kind: NetworkPolicy
+metadata: {name: p, namespace: default}
+spec:
+  networkRef: {name: net}
+  networkInterfaceSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - ipBlock: {cidr: 172.17.0.0/16}
+    - objectSelector: {kind: NetworkInterface, matchLabels: {app: web}}
+    ports:
+    - {protocol: TCP, port: 5432}
+";
+    store
+        .create(parse_manifests(yaml, "default").unwrap().remove(0))
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let p: networking::NetworkPolicy = get(&store, "default", "p").await;
+    let rule: apinet::NetworkPolicyRule = internal_of(&store, &p.metadata.uid).await;
+    assert_eq!(rule.targets.len(), 1);
+    assert_eq!(rule.targets[0].ip, "192.168.0.5".parse::<IpAddr>().unwrap());
+    assert_eq!(rule.ingress_rule.len(), 1);
+    assert_eq!(rule.ingress_rule[0].ip_block.len(), 1);
+    assert_eq!(rule.ingress_rule[0].ips.len(), 1);
+    assert_eq!(
+        rule.ingress_rule[0].ips[0].prefix,
+        "192.168.0.6/32".parse().unwrap()
+    );
+    assert_eq!(
+        rule.ingress_rule[0].network_policy_ports[0].port,
+        Some(5432)
+    );
+    assert_eq!(p.status.conditions[0].status, "True");
+
+    // The web interface stops matching: the rule follows.
+    let mut web: networking::NetworkInterface = get(&store, "default", "web").await;
+    web.metadata.labels.insert("app".into(), "other".into());
+    store
+        .update(DynObject::from_typed(&web).unwrap())
+        .await
+        .unwrap();
+    settle(&store, &cfg).await;
+    let rule: apinet::NetworkPolicyRule = internal_of(&store, &p.metadata.uid).await;
+    assert!(rule.ingress_rule[0].ips.is_empty());
 }

@@ -474,15 +474,56 @@ fn interfaces(plan: &mut Plan<'_>) {
                 ),
             }
         }
-        // The network.
+        let prefixes: Vec<_> = u.spec.prefixes.iter().filter_map(|p| p.value).collect();
+        let (labels, annotations) = origin("networkinterface", &u.metadata);
         let net = user_network(plan, ns, &u.spec.network_ref.name).map(Arc::clone);
-        let Some(net) = net else {
+        if net.is_none() {
             plan.warn(
                 &**u,
                 "NetworkNotFound",
                 format!("network {} does not exist", u.spec.network_ref.name),
             );
-            interface_status(plan, u, internal.map(|i| &**i), None);
+        }
+        // Placed already: keep the internal interface in step.
+        if let Some(i) = internal {
+            let p = plan.planned(&**i).clone();
+            let ips: Vec<IpAddr> = u.spec.ips.iter().filter_map(|s| s.value).collect();
+            if p.spec.ips != ips {
+                plan.warn(&**u, "IPsFixed", "the internal IPs of an interface cannot change once it is placed; delete and re-create it");
+            }
+            let mut want_public = p.spec.public_ips.clone();
+            want_public.retain(|e| e.name != "virtual-ip");
+            want_public.extend(public_ips);
+            if p.spec.prefixes != prefixes
+                || p.spec.public_ips != want_public
+                || p.metadata.labels != labels
+            {
+                let e = plan.edit(i);
+                e.spec.prefixes = prefixes;
+                e.spec.public_ips = want_public;
+                e.metadata.labels = labels;
+            }
+            if u.spec.provider_id.is_empty() && !i.metadata.uid.is_empty() {
+                plan.edit(u).spec.provider_id = provider_id(&i.metadata, &i.spec.node_ref.name);
+            }
+            if user_state(i.status.state) == State::Pending {
+                plan.event(
+                    &**u,
+                    EventType::Normal,
+                    "Scheduled",
+                    format!(
+                        "on node {}; waiting for its agent to report the interface ready",
+                        i.spec.node_ref.name
+                    ),
+                );
+            }
+            let placed = plan.planned(&**i).clone();
+            interface_status(plan, u, Some(&placed));
+            continue;
+        }
+        // Not placed yet: the network needs its ID, the addresses values.
+        let Some(net) = net else {
+            interface_status(plan, u, None);
             continue;
         };
         if internal_network(plan, &net).is_none() {
@@ -492,7 +533,7 @@ fn interfaces(plan: &mut Plan<'_>) {
                 "NetworkPending",
                 format!("network {} has no network ID yet", net.metadata.name),
             );
-            interface_status(plan, u, internal.map(|i| &**i), None);
+            interface_status(plan, u, None);
             continue;
         }
         let mut ips = Vec::new();
@@ -503,74 +544,32 @@ fn interfaces(plan: &mut Plan<'_>) {
             }
         }
         if ips.len() != u.spec.ips.len() {
-            interface_status(plan, u, internal.map(|i| &**i), None);
+            interface_status(plan, u, None);
             continue;
         }
-        let prefixes: Vec<_> = u.spec.prefixes.iter().filter_map(|p| p.value).collect();
-        let (labels, annotations) = origin("networkinterface", &u.metadata);
-        match internal {
-            Some(i) => {
-                let p = plan.planned(&**i).clone();
-                if p.spec.ips != ips {
-                    plan.warn(&**u, "IPsFixed", "the internal IPs of an interface cannot change once it is placed; delete and re-create it");
-                }
-                let mut want_public = p.spec.public_ips.clone();
-                want_public.retain(|e| e.name != "virtual-ip");
-                want_public.extend(public_ips);
-                if p.spec.prefixes != prefixes
-                    || p.spec.public_ips != want_public
-                    || p.metadata.labels != labels
-                {
-                    let e = plan.edit(i);
-                    e.spec.prefixes = prefixes;
-                    e.spec.public_ips = want_public;
-                    e.metadata.labels = labels;
-                }
-                if u.spec.provider_id.is_empty() && !i.metadata.uid.is_empty() {
-                    plan.edit(u).spec.provider_id = provider_id(&i.metadata, &i.spec.node_ref.name);
-                }
-                if user_state(i.status.state) == State::Pending {
-                    plan.event(
-                        &**u,
-                        EventType::Normal,
-                        "Scheduled",
-                        format!(
-                            "on node {}; waiting for its agent to report the interface ready",
-                            i.spec.node_ref.name
-                        ),
-                    );
-                }
-                interface_status(plan, u, Some(&**i), Some(()));
-            }
-            None => {
-                let Some(node) = choose_node(plan, u, &mut load) else {
-                    interface_status(plan, u, None, None);
-                    continue;
-                };
-                let mut meta = internal_meta::<networking::NetworkInterface>(
-                    plan,
-                    "networkinterface",
-                    &u.metadata,
-                );
-                meta.labels = labels;
-                meta.annotations = annotations;
-                let nic = apinet::NetworkInterface {
-                    metadata: meta,
-                    spec: InternalNicSpec {
-                        node_ref: LocalObjectReference::new(&node),
-                        network_ref: LocalObjectReference::new(&net.metadata.uid),
-                        ips,
-                        prefixes,
-                        nat_gateways: Vec::new(),
-                        hostname: String::new(),
-                        public_ips,
-                    },
-                    ..apinet::NetworkInterface::new("", "", InternalNicSpec::default())
-                };
-                plan.create(&nic, Vec::new());
-                interface_status(plan, u, None, None);
-            }
-        }
+        let Some(node) = choose_node(plan, u, &mut load) else {
+            interface_status(plan, u, None);
+            continue;
+        };
+        let mut meta =
+            internal_meta::<networking::NetworkInterface>(plan, "networkinterface", &u.metadata);
+        meta.labels = labels;
+        meta.annotations = annotations;
+        let nic = apinet::NetworkInterface {
+            metadata: meta,
+            spec: InternalNicSpec {
+                node_ref: LocalObjectReference::new(&node),
+                network_ref: LocalObjectReference::new(&net.metadata.uid),
+                ips,
+                prefixes,
+                nat_gateways: Vec::new(),
+                hostname: String::new(),
+                public_ips,
+            },
+            ..apinet::NetworkInterface::new("", "", InternalNicSpec::default())
+        };
+        plan.create(&nic, Vec::new());
+        interface_status(plan, u, None);
     }
 }
 
@@ -639,7 +638,6 @@ fn interface_status(
     plan: &mut Plan<'_>,
     u: &networking::NetworkInterface,
     internal: Option<&apinet::NetworkInterface>,
-    _placed: Option<()>,
 ) {
     let state = user_state(internal.and_then(|i| i.status.state));
     let ips = internal.map(|i| i.spec.ips.clone()).unwrap_or_default();
