@@ -203,10 +203,9 @@ async fn check_unique(store: &MemoryStore) {
         if let Some(ip) = ips
             .iter()
             .find(|i| i.metadata.namespace == c.namespace && i.metadata.name == c.name)
+            && ip.spec.ip == r.spec.ip
         {
-            if ip.spec.ip == r.spec.ip {
-                *holders.entry(r.spec.ip.unwrap()).or_default() += 1;
-            }
+            *holders.entry(r.spec.ip.unwrap()).or_default() += 1;
         }
     }
     assert!(holders.values().all(|n| *n == 1), "{holders:?}");

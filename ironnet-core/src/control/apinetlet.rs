@@ -396,6 +396,8 @@ fn interfaces(plan: &mut Plan<'_>) {
     let world = plan.world;
     let apinet_ns = plan.cfg.namespace.clone();
     let mut load = node_load(plan);
+    let nic_uids: std::collections::HashSet<&str> =
+        world.nics.iter().map(|n| n.metadata.uid.as_str()).collect();
     for u in world.nics.iter() {
         let ns = &u.metadata.namespace;
         let internal = world.a_nics.get(&apinet_ns, &u.metadata.uid);
@@ -440,10 +442,7 @@ fn interfaces(plan: &mut Plan<'_>) {
                         uid: u.metadata.uid.clone(),
                     };
                     match &v.spec.target_ref {
-                        Some(t)
-                            if t.uid != u.metadata.uid
-                                && world.nics.iter().any(|o| o.metadata.uid == t.uid) =>
-                        {
+                        Some(t) if t.uid != u.metadata.uid && nic_uids.contains(t.uid.as_str()) => {
                             plan.warn(
                                 &**u,
                                 "VirtualIPInUse",

@@ -21,6 +21,9 @@ use crate::object::Resource;
 /// Addresses each holder (by uid) lists, to release the rest.
 type Listed = BTreeMap<String, Vec<IpAddr>>;
 
+/// IP objects by namespace and the address they hold.
+type ByAddress = BTreeMap<(String, IpAddr), Arc<IP>>;
+
 fn claim_of<T: Resource>(meta: &ObjectMeta) -> ClaimRef {
     ClaimRef {
         group: T::INFO.group.to_owned(),
@@ -40,6 +43,7 @@ fn resolve<T: Resource>(
     family: Option<IpFamily>,
     ip: Option<IpAddr>,
     listed: &mut Listed,
+    by_address: &ByAddress,
 ) -> Option<(IpAddr, Option<usize>)> {
     let meta = holder.meta();
     let family = family.or(ip.map(IpFamily::of))?;
@@ -52,7 +56,7 @@ fn resolve<T: Resource>(
         .is_some_and(|o| controlled_by(&o.metadata, &meta.uid));
     if let Some(a) = ip
         && !owned
-        && claim_literal(plan, holder, a)
+        && claim_literal(plan, holder, a, by_address)
     {
         listed.entry(meta.uid.clone()).or_default().push(a);
         return None;
@@ -76,14 +80,14 @@ fn resolve<T: Resource>(
 
 /// Claims the IP object in the holder's namespace holding `addr`; false
 /// if there is none (the holder then reserves the address itself).
-fn claim_literal<T: Resource>(plan: &mut Plan<'_>, holder: &T, addr: IpAddr) -> bool {
+fn claim_literal<T: Resource>(
+    plan: &mut Plan<'_>,
+    holder: &T,
+    addr: IpAddr,
+    by_address: &ByAddress,
+) -> bool {
     let meta = holder.meta();
-    let world = plan.world;
-    let found = world
-        .ips
-        .in_namespace(&meta.namespace)
-        .find(|ip| held_address(world, ip) == Some(addr));
-    let Some(ip) = found else {
+    let Some(ip) = by_address.get(&(meta.namespace.clone(), addr)) else {
         return false;
     };
     match &plan.planned(&**ip).spec.claim_ref {
@@ -122,13 +126,29 @@ fn holder_exists(plan: &Plan<'_>, c: &ClaimRef) -> bool {
 pub fn reconcile(plan: &mut Plan<'_>) {
     let world = plan.world;
     let mut listed = Listed::new();
+    let by_address: ByAddress = world
+        .ips
+        .iter()
+        .filter_map(|ip| {
+            let a = held_address(world, ip)?;
+            Some(((ip.metadata.namespace.clone(), a), Arc::clone(ip)))
+        })
+        .collect();
     for nic in world.a_nics.iter() {
         if nic.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let entries = plan.planned(&**nic).spec.public_ips.clone();
         for (i, e) in entries.iter().enumerate() {
-            if let Some((a, op)) = resolve(plan, &**nic, &e.name, e.ip_family, e.ip, &mut listed) {
+            if let Some((a, op)) = resolve(
+                plan,
+                &**nic,
+                &e.name,
+                e.ip_family,
+                e.ip,
+                &mut listed,
+                &by_address,
+            ) {
                 plan.edit(nic).spec.public_ips[i].ip = Some(a);
                 if let Some(op) = op {
                     plan.edit_requires(nic, op);
@@ -143,7 +163,15 @@ pub fn reconcile(plan: &mut Plan<'_>) {
         }
         let entries = plan.planned(&**lb).spec.ips.clone();
         for (i, e) in entries.iter().enumerate() {
-            if let Some((a, op)) = resolve(plan, &**lb, &e.name, e.ip_family, e.ip, &mut listed) {
+            if let Some((a, op)) = resolve(
+                plan,
+                &**lb,
+                &e.name,
+                e.ip_family,
+                e.ip,
+                &mut listed,
+                &by_address,
+            ) {
                 plan.edit(lb).spec.ips[i].ip = Some(a);
                 if let Some(op) = op {
                     plan.edit_requires(lb, op);
@@ -157,9 +185,15 @@ pub fn reconcile(plan: &mut Plan<'_>) {
         }
         let entries = plan.planned(&**gw).spec.ips.clone();
         for (i, e) in entries.iter().enumerate() {
-            if let Some((a, op)) =
-                resolve(plan, &**gw, &e.name, gw.spec.ip_family, e.ip, &mut listed)
-            {
+            if let Some((a, op)) = resolve(
+                plan,
+                &**gw,
+                &e.name,
+                gw.spec.ip_family,
+                e.ip,
+                &mut listed,
+                &by_address,
+            ) {
                 plan.edit(gw).spec.ips[i].ip = Some(a);
                 if let Some(op) = op {
                     plan.edit_requires(gw, op);
@@ -200,5 +234,4 @@ fn release(plan: &mut Plan<'_>, listed: &Listed) {
             plan.edit(ip).spec.claim_ref = None;
         }
     }
-    let _ = Arc::<IP>::strong_count;
 }

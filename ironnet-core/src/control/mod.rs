@@ -227,6 +227,7 @@ impl<S: Store> NetworkController<S> {
                     self.take(&mut world, msg);
                 }
                 self.metrics.pending.store(0, Ordering::Relaxed);
+                let began = Instant::now();
                 let out = self.round(&mut world).await;
                 let wait = if out.errors > 0 && out.written == 0 {
                     failures = failures.saturating_add(1);
@@ -234,6 +235,15 @@ impl<S: Store> NetworkController<S> {
                 } else {
                     failures = 0;
                     if out.planned > 0 {
+                        // Pace rounds by their own cost: while changes
+                        // stream in, each round takes in as many as the
+                        // last one took time, so objects summing up many
+                        // others (NAT tables, routings) are rewritten
+                        // per batch, not per change.
+                        let pace = began
+                            .elapsed()
+                            .clamp(Duration::from_millis(5), Duration::from_millis(500));
+                        tokio::time::sleep(pace).await;
                         continue;
                     }
                     self.cfg.resync
