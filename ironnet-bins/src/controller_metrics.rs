@@ -5,10 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use ironnet_core::control::Metrics;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -108,26 +104,5 @@ impl Collector for ControllerCollector {
 pub async fn serve(listener: TcpListener, collector: ControllerCollector) {
     let mut registry = Registry::with_prefix("ironnet_controller");
     registry.register_collector(Box::new(collector));
-    let registry = Arc::new(registry);
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let registry = Arc::clone(&registry);
-            async move {
-                let mut out = String::new();
-                let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    out,
-                )
-                    .into_response()
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!(error = %e, "metrics server stopped");
-    }
+    ironnet_dp::metrics::serve_registry(listener, registry).await;
 }

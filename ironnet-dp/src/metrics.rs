@@ -132,6 +132,12 @@ impl Collector for DpCollector {
 pub async fn serve(listener: TcpListener, collector: DpCollector) {
     let mut registry = Registry::with_prefix("ironnet_dp");
     registry.register_collector(Box::new(collector));
+    serve_registry(listener, registry).await;
+}
+
+/// Serves `registry` as `/metrics` on `listener` (OpenMetrics text) until
+/// the task is dropped; shared by the role binaries.
+pub async fn serve_registry(listener: TcpListener, registry: Registry) {
     let registry = Arc::new(registry);
     let app = Router::new().route(
         "/metrics",

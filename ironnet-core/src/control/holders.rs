@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::ipam::{HolderAddress, held_address, holder_address};
-use super::plan::{Plan, controlled_by};
+use super::plan::{Plan, claim_ref, controlled_by};
 use crate::api::apinet::{ClaimRef, IP, LoadBalancer, NATGateway, NetworkInterface};
 use crate::api::common::IpFamily;
 use crate::api::networking::LoadBalancerType;
@@ -23,16 +23,6 @@ type Listed = BTreeMap<String, Vec<IpAddr>>;
 
 /// IP objects by namespace and the address they hold.
 type ByAddress = BTreeMap<(String, IpAddr), Arc<IP>>;
-
-fn claim_of<T: Resource>(meta: &ObjectMeta) -> ClaimRef {
-    ClaimRef {
-        group: T::INFO.group.to_owned(),
-        resource: T::INFO.plural.to_owned(),
-        namespace: meta.namespace.clone(),
-        name: meta.name.clone(),
-        uid: meta.uid.clone(),
-    }
-}
 
 /// Resolves entry `i` of a holder: `Some(address)` to write into the
 /// entry (with the op to wait for), or `None` to leave it as it is.
@@ -97,7 +87,7 @@ fn claim_literal<T: Resource>(
             "PublicIPInUse",
             format!("{addr} is claimed by {} {}", c.resource, c.name),
         ),
-        _ => plan.edit(ip).spec.claim_ref = Some(claim_of::<T>(meta)),
+        _ => plan.edit(ip).spec.claim_ref = Some(claim_ref::<T>(meta)),
     }
     true
 }
@@ -122,10 +112,52 @@ fn holder_exists(plan: &Plan<'_>, c: &ClaimRef) -> bool {
     }
 }
 
+/// What the holders of a round share.
+struct Holders {
+    listed: Listed,
+    by_address: ByAddress,
+}
+
+/// An address entry of a holder: name, family, address.
+type Entry = (String, Option<IpFamily>, Option<IpAddr>);
+
+impl Holders {
+    /// Resolves every address entry of `holder` (as planned so far) and
+    /// writes the addresses found into it with `set`.
+    fn entries<T: Resource>(
+        &mut self,
+        plan: &mut Plan<'_>,
+        holder: &Arc<T>,
+        get: impl Fn(&T) -> Vec<Entry>,
+        set: impl Fn(&mut T, usize, IpAddr),
+    ) {
+        if holder.meta().deletion_timestamp.is_some() {
+            return;
+        }
+        let entries = get(plan.planned(&**holder));
+        for (i, (name, family, ip)) in entries.into_iter().enumerate() {
+            let found = resolve(
+                plan,
+                &**holder,
+                &name,
+                family,
+                ip,
+                &mut self.listed,
+                &self.by_address,
+            );
+            if let Some((a, op)) = found {
+                set(plan.edit(holder), i, a);
+                if let Some(op) = op {
+                    plan.edit_requires(holder, op);
+                }
+            }
+        }
+    }
+}
+
 /// Runs the holders of the round.
 pub fn reconcile(plan: &mut Plan<'_>) {
     let world = plan.world;
-    let mut listed = Listed::new();
     let by_address: ByAddress = world
         .ips
         .iter()
@@ -134,74 +166,57 @@ pub fn reconcile(plan: &mut Plan<'_>) {
             Some(((ip.metadata.namespace.clone(), a), Arc::clone(ip)))
         })
         .collect();
+    let mut ctx = Holders {
+        listed: Listed::new(),
+        by_address,
+    };
     for nic in world.a_nics.iter() {
-        if nic.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let entries = plan.planned(&**nic).spec.public_ips.clone();
-        for (i, e) in entries.iter().enumerate() {
-            if let Some((a, op)) = resolve(
-                plan,
-                &**nic,
-                &e.name,
-                e.ip_family,
-                e.ip,
-                &mut listed,
-                &by_address,
-            ) {
-                plan.edit(nic).spec.public_ips[i].ip = Some(a);
-                if let Some(op) = op {
-                    plan.edit_requires(nic, op);
-                }
-            }
-        }
+        ctx.entries(
+            plan,
+            nic,
+            |n| {
+                n.spec
+                    .public_ips
+                    .iter()
+                    .map(|e| (e.name.clone(), e.ip_family, e.ip))
+                    .collect()
+            },
+            |n, i, a| n.spec.public_ips[i].ip = Some(a),
+        );
     }
-    for lb in world.a_lbs.iter() {
-        if lb.metadata.deletion_timestamp.is_some() || lb.spec.ty != Some(LoadBalancerType::Public)
-        {
-            continue;
-        }
-        let entries = plan.planned(&**lb).spec.ips.clone();
-        for (i, e) in entries.iter().enumerate() {
-            if let Some((a, op)) = resolve(
-                plan,
-                &**lb,
-                &e.name,
-                e.ip_family,
-                e.ip,
-                &mut listed,
-                &by_address,
-            ) {
-                plan.edit(lb).spec.ips[i].ip = Some(a);
-                if let Some(op) = op {
-                    plan.edit_requires(lb, op);
-                }
-            }
-        }
+    for lb in world
+        .a_lbs
+        .iter()
+        .filter(|l| l.spec.ty == Some(LoadBalancerType::Public))
+    {
+        ctx.entries(
+            plan,
+            lb,
+            |l| {
+                l.spec
+                    .ips
+                    .iter()
+                    .map(|e| (e.name.clone(), e.ip_family, e.ip))
+                    .collect()
+            },
+            |l, i, a| l.spec.ips[i].ip = Some(a),
+        );
     }
     for gw in world.a_natgws.iter() {
-        if gw.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let entries = plan.planned(&**gw).spec.ips.clone();
-        for (i, e) in entries.iter().enumerate() {
-            if let Some((a, op)) = resolve(
-                plan,
-                &**gw,
-                &e.name,
-                gw.spec.ip_family,
-                e.ip,
-                &mut listed,
-                &by_address,
-            ) {
-                plan.edit(gw).spec.ips[i].ip = Some(a);
-                if let Some(op) = op {
-                    plan.edit_requires(gw, op);
-                }
-            }
-        }
+        ctx.entries(
+            plan,
+            gw,
+            |g| {
+                g.spec
+                    .ips
+                    .iter()
+                    .map(|e| (e.name.clone(), g.spec.ip_family, e.ip))
+                    .collect()
+            },
+            |g, i, a| g.spec.ips[i].ip = Some(a),
+        );
     }
-    release(plan, &listed);
+    release(plan, &ctx.listed);
 }
 
 /// Releases IP objects whose claimer is gone or no longer lists them:

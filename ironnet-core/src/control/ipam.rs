@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::plan::{OpId, Plan, key_of, owner_ref};
+use super::plan::{OpId, Plan, claim_ref, owner_ref};
 use super::world::World;
 use crate::api::apinet::{
     ClaimRef, IP, IPAddress, IpAddressSpec, IpSpec, Network, NetworkID, NetworkIdSpec, ip_labels,
@@ -21,16 +21,6 @@ use crate::object::Resource;
 /// The name of the reservation of `ip` (`:` written as `-`).
 pub fn address_name(ip: IpAddr) -> String {
     ip.to_string().replace(':', "-")
-}
-
-fn claim_of<T: Resource>(meta: &ObjectMeta) -> ClaimRef {
-    ClaimRef {
-        group: T::INFO.group.to_owned(),
-        resource: T::INFO.plural.to_owned(),
-        namespace: meta.namespace.clone(),
-        name: meta.name.clone(),
-        uid: meta.uid.clone(),
-    }
 }
 
 /// The address `ip` holds: its `spec.ip`, if the reservation of that
@@ -170,10 +160,9 @@ pub fn holder_address<T: Resource>(
         let ip = Arc::clone(ip);
         return Ok(match held_address(plan.world, &ip) {
             Some(a) if want.is_none_or(|w| w == a) => HolderAddress::Held(a),
-            Some(a) => {
+            Some(_) => {
                 // The entry now asks for another address: let the old
                 // handle go; the next round reserves the new one.
-                let _ = a;
                 plan.delete::<IP>(&ip.metadata);
                 HolderAddress::Waiting
             }
@@ -191,7 +180,7 @@ pub fn holder_address<T: Resource>(
             ty: Some(PublicType::Public),
             ip_family: Some(family),
             ip: Some(addr),
-            claim_ref: Some(claim_of::<T>(meta)),
+            claim_ref: Some(claim_ref::<T>(meta)),
         },
     );
     ip.metadata.labels = ip_labels(addr);
@@ -254,7 +243,7 @@ pub fn reconcile(plan: &mut Plan<'_>) {
             "",
             &vni.to_string(),
             NetworkIdSpec {
-                claim_ref: claim_of::<Network>(&net.metadata),
+                claim_ref: claim_ref::<Network>(&net.metadata),
             },
         );
         id.metadata.namespace.clear();
@@ -318,5 +307,4 @@ pub fn reconcile(plan: &mut Plan<'_>) {
             plan.delete::<IPAddress>(&res.metadata);
         }
     }
-    let _ = key_of::<IP>;
 }

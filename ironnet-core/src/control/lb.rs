@@ -171,7 +171,6 @@ fn instances(plan: &mut Plan<'_>, lb: &Arc<LoadBalancer>) {
             e.spec.load_balancer_ports = spec.load_balancer_ports.clone();
         }
     }
-    let mut labels: Labels = lb.spec.template.metadata.labels.clone();
     let names: BTreeSet<String> = world
         .instances
         .in_namespace(ns)
@@ -187,8 +186,7 @@ fn instances(plan: &mut Plan<'_>, lb: &Arc<LoadBalancer>) {
             }
         };
         let mut inst = Instance::new(ns, &name, spec.clone());
-        labels.extend(lb.spec.template.metadata.labels.clone());
-        inst.metadata.labels = labels.clone();
+        inst.metadata.labels = lb.spec.template.metadata.labels.clone();
         inst.metadata.owner_references = vec![owner_ref::<LoadBalancer>(&lb.metadata, true)];
         plan.create(&inst, Vec::new());
     }

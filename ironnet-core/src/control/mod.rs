@@ -340,41 +340,21 @@ impl<S: Store> NetworkController<S> {
     }
 }
 
-/// Lists `kind` and follows its watch into `tx`, relisting after expiry.
+/// Lists `kind` and follows its watch into `tx` (the runtime's reflector
+/// loop: relists after an expired watch).
 async fn reflect<S: Store>(store: S, kind: KindInfo, tx: mpsc::UnboundedSender<Msg>) {
-    loop {
-        let sel = Selection::kind(kind);
-        let (objs, version) = match store.list(&sel).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(kind = kind.kind, error = %e, "controller: list failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if tx.send(Msg::Listed(kind, objs)).is_err() {
-            return;
-        }
-        let mut watch = match store.watch(sel, version).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(kind = kind.kind, error = %e, "controller: watch failed; relisting");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        loop {
-            match watch.next().await {
-                Ok(Some(ev)) => {
-                    if tx.send(Msg::Event(ev)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(_) => break,
-            }
-        }
-    }
+    crate::runtime::controller::reflect(
+        store,
+        Selection::kind(kind),
+        &crate::runtime::Stats::default(),
+        |objs| {
+            let _ = tx.send(Msg::Listed(kind, objs));
+        },
+        |ev| {
+            let _ = tx.send(Msg::Event(ev));
+        },
+    )
+    .await;
 }
 
 enum Outcome {
@@ -383,16 +363,13 @@ enum Outcome {
     Failed(String),
 }
 
-async fn run_op<S: Store>(store: S, op: OpKind) -> Outcome {
-    let key = match &op {
-        OpKind::Create(o) | OpKind::Update(o) | OpKind::UpdateStatus(o) => ObjectKey::of(o),
-        OpKind::Delete(k) => k.clone(),
-    };
-    let r = match op {
+async fn run_op<S: Store>(store: S, op: Op) -> Outcome {
+    let key = op.key();
+    let r = match op.kind {
         OpKind::Create(o) => store.create(o).await.map(Some),
         OpKind::Update(o) => store.update(o).await.map(Some),
         OpKind::UpdateStatus(o) => store.update_status(o).await.map(Some),
-        OpKind::Delete(k) => match store.delete(&k).await {
+        OpKind::Delete(k, _) => match store.delete(&k).await {
             Err(StoreError::NotFound(_)) => Ok(None),
             r => r,
         },
@@ -424,8 +401,8 @@ async fn execute<S: Store>(
         level[i] = ops[i]
             .requires
             .iter()
-            .filter(|r| **r < i || **r < ops.len())
-            .map(|r| level.get(*r).copied().unwrap_or(0) + 1)
+            .filter(|r| **r < i)
+            .map(|r| level[*r] + 1)
             .max()
             .unwrap_or(0);
     }
@@ -449,12 +426,16 @@ async fn execute<S: Store>(
                     continue;
                 }
                 let store = store.clone();
-                running.spawn(async move { (i, run_op(store, op.kind).await) });
+                let kind = match &op.kind {
+                    OpKind::Delete(_, k) => Some(*k),
+                    _ => None,
+                };
+                running.spawn(async move { (i, kind, run_op(store, op).await) });
             }
             let Some(done) = running.join_next().await else {
                 break;
             };
-            let Ok((i, outcome)) = done else {
+            let Ok((i, deleted_kind, outcome)) = done else {
                 out.errors += 1;
                 continue;
             };
@@ -469,10 +450,8 @@ async fn execute<S: Store>(
                             }
                         }
                         None => {
-                            if let Some(entry) = crate::registry::KINDS.iter().find(|e| {
-                                format!("{}/{}", e.info.group, e.info.plural) == key.resource
-                            }) {
-                                world.remove(entry.info, &key.namespace, &key.name, u64::MAX);
+                            if let Some(kind) = deleted_kind {
+                                world.remove(kind, &key.namespace, &key.name, u64::MAX);
                             }
                         }
                     }

@@ -14,6 +14,7 @@ use ironnet_alloc::{IpPool, IpPoolBuilder, VniAllocator};
 
 use super::Config;
 use super::world::World;
+use crate::api::apinet::ClaimRef;
 use crate::api::events::{Event, EventSeries, ObjectReference};
 use crate::meta::{ObjectMeta, OwnerReference};
 use crate::object::{KindInfo, Resource};
@@ -32,8 +33,8 @@ pub enum OpKind {
     Update(DynObject),
     /// Replace the status (the controller owns it: no version check).
     UpdateStatus(DynObject),
-    /// Delete the object.
-    Delete(ObjectKey),
+    /// Delete the object (of that kind).
+    Delete(ObjectKey, KindInfo),
 }
 
 /// One write of a round.
@@ -50,7 +51,7 @@ impl Op {
     pub fn key(&self) -> ObjectKey {
         match &self.kind {
             OpKind::Create(o) | OpKind::Update(o) | OpKind::UpdateStatus(o) => ObjectKey::of(o),
-            OpKind::Delete(k) => k.clone(),
+            OpKind::Delete(k, _) => k.clone(),
         }
     }
 }
@@ -180,6 +181,17 @@ pub fn owner_ref<T: Resource>(meta: &ObjectMeta, controller: bool) -> OwnerRefer
     }
 }
 
+/// A claim reference to `meta` of kind `T`.
+pub fn claim_ref<T: Resource>(meta: &ObjectMeta) -> ClaimRef {
+    ClaimRef {
+        group: T::INFO.group.to_owned(),
+        resource: T::INFO.plural.to_owned(),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+    }
+}
+
 /// Whether `meta` names an owner with `uid` as its controller.
 pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
     meta.controller().is_some_and(|o| o.uid == uid)
@@ -245,7 +257,7 @@ impl<'w> Plan<'w> {
 
     /// Plans the deletion of `meta`'s object.
     pub fn delete<T: Resource>(&mut self, meta: &ObjectMeta) {
-        self.push(OpKind::Delete(key_of::<T>(meta)), Vec::new());
+        self.push(OpKind::Delete(key_of::<T>(meta), T::INFO), Vec::new());
     }
 
     /// The working copy of `current` (spec and metadata), shared by every

@@ -224,7 +224,7 @@ impl<S: Store> Controller<S> {
 /// Lists `sel` and follows its watch, forever: `on_list` gets every list
 /// (the first, and each after an expired or failed watch), `on_event`
 /// every change. Ends when the store goes away.
-async fn reflect<S: Store>(
+pub(crate) async fn reflect<S: Store>(
     store: S,
     sel: Selection,
     stats: &Stats,
