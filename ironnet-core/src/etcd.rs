@@ -177,6 +177,19 @@ impl EtcdClient {
         Ok((resp.succeeded, revision_of(resp.header)?))
     }
 
+    /// Discards the history before `revision` (every key of the cluster,
+    /// as etcd compaction does).
+    pub async fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        self.kv
+            .clone()
+            .compact(pb::CompactionRequest {
+                revision,
+                physical: false,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Watches `[from, end)` from `start_revision`: every change, in
     /// order. The stream ends when the watch is canceled (look at
     /// `compact_revision`) or the connection goes.

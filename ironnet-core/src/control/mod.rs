@@ -37,11 +37,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 pub use plan::{Op, OpKind, Plan};
-pub use world::World;
+pub use world::{Change, World};
 
-use crate::object::KindInfo;
 use crate::registry::DynObject;
-use crate::store::{EventType, ObjectKey, Selection, Store, StoreError, WatchEvent};
+use crate::store::{ObjectKey, Selection, Store, StoreError};
 
 /// What the controller is told.
 #[derive(Debug, Clone)]
@@ -152,11 +151,6 @@ pub struct Metrics {
     pub vni_size: AtomicU64,
 }
 
-enum Msg {
-    Listed(KindInfo, Vec<DynObject>),
-    Event(WatchEvent),
-}
-
 /// Runs [`plan`] against a store.
 #[derive(Debug)]
 pub struct NetworkController<S: Store> {
@@ -204,11 +198,7 @@ impl<S: Store> NetworkController<S> {
     /// writes whenever something changed (and every `resync`).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut reflectors = JoinSet::new();
-        for kind in World::KINDS {
-            reflectors.spawn(reflect(self.store.clone(), *kind, tx.clone()));
-        }
-        drop(tx);
+        let mut reflectors = world::follow(&self.store, World::KINDS, tx);
         let work = async {
             let mut world = World::default();
             let mut listed = BTreeSet::new();
@@ -216,7 +206,7 @@ impl<S: Store> NetworkController<S> {
             // that has not seen the reservations would only collide.
             while listed.len() < World::KINDS.len() {
                 let Some(msg) = rx.recv().await else { return };
-                if let Msg::Listed(k, _) = &msg {
+                if let Change::Listed(k, _) = &msg {
                     listed.insert((k.group, k.kind));
                 }
                 self.take(&mut world, msg);
@@ -273,24 +263,8 @@ impl<S: Store> NetworkController<S> {
         reflectors.shutdown().await;
     }
 
-    fn take(&self, world: &mut World, msg: Msg) {
-        let result = match msg {
-            Msg::Listed(kind, objs) => world.replace(kind, &objs),
-            Msg::Event(ev) => match ev.ty {
-                EventType::Deleted => {
-                    let m = ev.object.meta();
-                    world.remove(
-                        ev.object.kind.info,
-                        &m.namespace,
-                        &m.name,
-                        ev.resource_version,
-                    );
-                    Ok(())
-                }
-                _ => world.apply(&ev.object),
-            },
-        };
-        if let Err(e) = result {
+    fn take(&self, world: &mut World, change: Change) {
+        if let Err(e) = world.take(change) {
             tracing::warn!(error = %e, "controller: an object of the store does not parse");
         }
     }
@@ -338,23 +312,6 @@ impl<S: Store> NetworkController<S> {
         }
         Ok(max)
     }
-}
-
-/// Lists `kind` and follows its watch into `tx` (the runtime's reflector
-/// loop: relists after an expired watch).
-async fn reflect<S: Store>(store: S, kind: KindInfo, tx: mpsc::UnboundedSender<Msg>) {
-    crate::runtime::controller::reflect(
-        store,
-        Selection::kind(kind),
-        &crate::runtime::Stats::default(),
-        |objs| {
-            let _ = tx.send(Msg::Listed(kind, objs));
-        },
-        |ev| {
-            let _ = tx.send(Msg::Event(ev));
-        },
-    )
-    .await;
 }
 
 enum Outcome {

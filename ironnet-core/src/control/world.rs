@@ -5,9 +5,53 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
 use crate::api::{apinet, compute, events, networking};
 use crate::object::{KindInfo, Resource};
 use crate::registry::{DynObject, ObjectError};
+use crate::store::{EventType, Selection, Store, WatchEvent};
+
+/// A change for a [`World`]: every object of a kind (after a list), or one
+/// event.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The kind's objects now.
+    Listed(KindInfo, Vec<DynObject>),
+    /// One change.
+    Event(WatchEvent),
+}
+
+/// Follows `kinds` of `store` into `tx`, one reflector per kind: a list,
+/// then the watch, and a list again whenever the watch expires. The tasks
+/// end with the store or the receiver.
+pub fn follow<S: Store>(
+    store: &S,
+    kinds: &[KindInfo],
+    tx: mpsc::UnboundedSender<Change>,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for kind in kinds {
+        let (store, kind, tx) = (store.clone(), *kind, tx.clone());
+        tasks.spawn(async move {
+            let listed = tx.clone();
+            crate::runtime::controller::reflect(
+                store,
+                Selection::kind(kind),
+                &crate::runtime::Stats::default(),
+                |objs| {
+                    let _ = listed.send(Change::Listed(kind, objs));
+                },
+                |ev| {
+                    let _ = tx.send(Change::Event(ev));
+                },
+            )
+            .await;
+        });
+    }
+    tasks
+}
 
 /// Objects of one kind by `(namespace, name)`.
 #[derive(Debug, Clone)]
@@ -107,6 +151,19 @@ macro_rules! world {
                     self.$field.remove(namespace, name, at);
                     return;
                 })*
+            }
+
+            /// Takes in a change from [`follow`].
+            pub fn take(&mut self, change: Change) -> Result<(), ObjectError> {
+                match change {
+                    Change::Listed(kind, objs) => self.replace(kind, &objs),
+                    Change::Event(ev) if ev.ty == EventType::Deleted => {
+                        let m = ev.object.meta();
+                        self.remove(ev.object.kind.info, &m.namespace, &m.name, ev.resource_version);
+                        Ok(())
+                    }
+                    Change::Event(ev) => self.apply(&ev.object),
+                }
             }
 
             /// Replaces every object of `kind` (after a list).

@@ -14,7 +14,8 @@
 //! Keys under the prefix `P`: `P/objects/<group>/<plural>/<ns>/<name>`,
 //! `P/version`, `P/log/<first version, 20 digits>`. The log keeps the last
 //! [`LOG_KEEP`] entries; a mirror further behind reloads (its watchers
-//! expire and list again).
+//! expire and list again). Each store also compacts etcd's history every
+//! [`COMPACT_EVERY`], as kube-apiserver does.
 //!
 //! One operation writes every object it changes in one transaction: an
 //! owner garbage collection of more than about 120 objects needs etcd's
@@ -33,6 +34,9 @@ use crate::registry::DynObject;
 
 /// Log entries kept in etcd for mirrors that fell behind.
 pub const LOG_KEEP: u64 = 10_000;
+/// How often a store compacts etcd's history, to the revision it saw one
+/// period earlier (kube-apiserver's default interval).
+pub const COMPACT_EVERY: Duration = Duration::from_secs(300);
 /// Tries of one operation against concurrent writers before giving up.
 const ATTEMPTS: usize = 32;
 /// Versions at or beyond this in etcd are taken as corrupt (they could
@@ -56,15 +60,16 @@ struct Shared {
     client: EtcdClient,
     keys: Keys,
     mirror: Mutex<Mirror>,
-    follower: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The follower and the compactor.
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Ok(mut f) = self.follower.lock()
-            && let Some(h) = f.take()
-        {
-            h.abort();
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
         }
     }
 }
@@ -168,11 +173,12 @@ impl EtcdStore {
             client,
             keys,
             mirror: Mutex::new(mirror),
-            follower: std::sync::Mutex::new(None),
+            tasks: std::sync::Mutex::new(Vec::new()),
         });
-        let task = tokio::spawn(follow(Arc::downgrade(&shared), revision + 1));
-        if let Ok(mut f) = shared.follower.lock() {
-            *f = Some(task.abort_handle());
+        let follower = tokio::spawn(follow(Arc::downgrade(&shared), revision + 1));
+        let compactor = tokio::spawn(compact(Arc::downgrade(&shared)));
+        if let Ok(mut tasks) = shared.tasks.lock() {
+            tasks.extend([follower.abort_handle(), compactor.abort_handle()]);
         }
         Ok(EtcdStore { shared })
     }
@@ -244,8 +250,15 @@ impl EtcdStore {
                 0,
             ));
             if changes.version > LOG_KEEP {
+                // Trim only what this write pushes out of the window (the
+                // writes before trimmed the rest): a range from the log's
+                // start would walk every deleted entry etcd still indexes,
+                // making each write cost the store's whole history.
                 success.push(etcd::delete(
-                    shared.keys.log.as_bytes(),
+                    shared
+                        .keys
+                        .log_entry(before.saturating_sub(LOG_KEEP))
+                        .as_bytes(),
                     shared.keys.log_entry(changes.version - LOG_KEEP).as_bytes(),
                 ));
             }
@@ -349,6 +362,26 @@ async fn catch_up(client: &EtcdClient, keys: &Keys, m: &mut Mirror) -> Result<()
         apply_entry(client, keys, m, &kv.value, kv.mod_revision).await?;
     }
     Ok(())
+}
+
+/// Compacts etcd every [`COMPACT_EVERY`] to the revision the mirror was at
+/// one period before, so history (and etcd's database) does not grow
+/// without bound while every mirror that keeps up stays ahead of it.
+/// Several replicas doing the same is harmless: compacting to a revision
+/// already compacted is refused. Ends when the store is dropped.
+async fn compact(shared: Weak<Shared>) {
+    let mut previous: Option<i64> = None;
+    loop {
+        tokio::time::sleep(COMPACT_EVERY).await;
+        let Some(s) = shared.upgrade() else { return };
+        let now = s.mirror.lock().await.version_mod;
+        if let Some(revision) = previous.filter(|r| *r > 0)
+            && let Err(e) = s.client.compact(revision).await
+        {
+            tracing::debug!(error = %e, revision, "etcd store: compaction refused");
+        }
+        previous = Some(now);
+    }
 }
 
 /// Follows other writers: applies each new log entry to the mirror as etcd
