@@ -2,11 +2,13 @@
 //! `ironnet-agent`, `ironnet-dp`, `ironnet-bond`) and the `ironnetctl` CLI.
 //!
 //! This crate stays thin: parse flags, wire the library crates together,
-//! run. Binaries so far: `ironnet-bond` (server and client), `ironnet-dp`,
+//! run. Binaries: `ironnet-bond` (server and client), `ironnet-dp`,
 //! `ironnet-controller` (the API server and the network controller, with
-//! its [`controller_metrics`]) and `ironnetctl` ([`ctl`]); [`testbed`]
-//! builds network-namespace test beds.
+//! its [`controller_metrics`]), `ironnet-agent` ([`agent`], the
+//! per-hypervisor agent, usable as a library) and `ironnetctl` ([`ctl`]);
+//! [`testbed`] builds network-namespace test beds.
 
+pub mod agent;
 pub mod controller_metrics;
 pub mod ctl;
 pub mod testbed;
