@@ -15,6 +15,16 @@ pub mod testbed;
 
 use ironnet_overlay::route::{NextHopKind, Route};
 
+/// Reads a bearer token from `path` (trimmed; empty is an error).
+pub fn read_token(path: &std::path::Path) -> Result<String, String> {
+    let t = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t = t.trim().to_owned();
+    if t.is_empty() {
+        return Err(format!("{}: empty token", path.display()));
+    }
+    Ok(t)
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the level (`info`, or `debug` when
 /// verbose).
 pub fn init_tracing(verbose: bool) {

@@ -104,7 +104,8 @@ fn parse_prefix(p: &proto::Prefix) -> Result<IpNet, DpError> {
         .map_err(|_| DpError::Garbled(format!("prefix {ip}/{len}")))
 }
 
-fn prefix(p: IpNet) -> proto::Prefix {
+/// A prefix as the API carries it (no underlay address).
+pub fn prefix(p: IpNet) -> proto::Prefix {
     proto::Prefix {
         ip: Some(ip_address(p.addr())),
         length: u32::from(p.prefix_len()),

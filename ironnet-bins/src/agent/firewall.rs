@@ -91,11 +91,7 @@ impl FirewallRule {
 
     /// The rule as the dp's API carries it.
     pub fn to_proto(&self) -> proto::FirewallRule {
-        let prefix = |p: IpNet| proto::Prefix {
-            ip: Some(super::dp::ip_address(p.addr())),
-            length: u32::from(p.prefix_len()),
-            underlay_route: Vec::new(),
-        };
+        let prefix = super::dp::prefix;
         let filter = match self.filter {
             Filter::Any => None,
             Filter::Tcp(lo, hi) => Some(proto::protocol_filter::Filter::Tcp(proto::TcpFilter {

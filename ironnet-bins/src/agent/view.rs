@@ -391,26 +391,17 @@ fn parts(
             creations.push(DpOp::CreateFirewallRule(id.clone(), *r));
         }
     }
-    match (have.nat.map(|n| n.0), want.nat) {
-        (a, b) if a == b => {}
-        (Some(_), b) => {
+    // The dp cannot change a NAT section or virtual IP: replace it.
+    if have.nat.map(|n| n.0) != want.nat {
+        if have.nat.is_some() {
             removals.push(DpOp::DeleteNat(id.clone()));
-            if let Some(b) = b {
-                creations.push(DpOp::CreateNat(id.clone(), b));
-            }
         }
-        (None, Some(b)) => creations.push(DpOp::CreateNat(id.clone(), b)),
-        (None, None) => {}
+        creations.extend(want.nat.map(|n| DpOp::CreateNat(id.clone(), n)));
     }
-    match (have.vip.map(|v| v.0), want.vip) {
-        (a, b) if a == b => {}
-        (Some(_), b) => {
+    if have.vip.map(|v| v.0) != want.vip {
+        if have.vip.is_some() {
             removals.push(DpOp::DeleteVip(id.clone()));
-            if let Some(b) = b {
-                creations.push(DpOp::CreateVip(id.clone(), b));
-            }
         }
-        (None, Some(b)) => creations.push(DpOp::CreateVip(id.clone(), b)),
-        (None, None) => {}
+        creations.extend(want.vip.map(|v| DpOp::CreateVip(id.clone(), v)));
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use ironnet_bins::agent::view::Device;
 use ironnet_bins::agent::{Agent, AgentConfig};
-use ironnet_bins::init_tracing;
+use ironnet_bins::{init_tracing, read_token};
 use ironnet_core::client::ApiClient;
 
 #[derive(Parser)]
@@ -80,15 +80,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let token = match &cli.token_file {
-        None => None,
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .trim()
-                .to_owned(),
-        ),
-    };
+    let token = cli.token_file.as_deref().map(read_token).transpose()?;
     let api = ApiClient::new(&cli.api, token).map_err(|e| e.to_string())?;
     let mut cfg = AgentConfig::new(&cli.node);
     cfg.node_labels = cli.labels.iter().cloned().collect::<BTreeMap<_, _>>();

@@ -214,17 +214,11 @@ async fn serve<S: Store>(
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let token = match &cli.token_file {
-        None => None,
-        Some(p) => {
-            let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let t = t.trim().to_owned();
-            if t.is_empty() {
-                return Err(format!("{}: empty token", p.display()));
-            }
-            Some(t)
-        }
-    };
+    let token = cli
+        .token_file
+        .as_deref()
+        .map(ironnet_bins::read_token)
+        .transpose()?;
     match cli.store {
         StoreKind::Memory => serve(MemoryStore::new(), &cli, token, None).await,
         StoreKind::Embedded => {
