@@ -193,7 +193,7 @@ pub fn reflector(data: &[u8]) {
             }
             ReflectorOp::Close(i) => {
                 if let Some(p) = pick(i, &peers) {
-                    r.transport_closed(p);
+                    r.transport_closed(p, now);
                 }
             }
             ReflectorOp::Advance(ms) => {

@@ -14,13 +14,16 @@
 //!   when it stops while others still announce the hop, an ADD.
 //! - UNSUBSCRIBE withdraws what the peer announced in that VNI, and a peer
 //!   that goes away (transport closed, keepalive timeout, protocol error,
-//!   slow consumer) has all its routes withdrawn.
+//!   slow consumer) has all its routes withdrawn: at once, or after the
+//!   departure grace ([`Reflector::with_departed_grace`]). Within the grace
+//!   a restarted announcer takes its routes over without anyone hearing a
+//!   REMOVE, so an agent restart does not flap routes on other hosts.
 //!
 //! Every reflected UPDATE is encoded once and copied to each subscriber.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ironnet_overlay::route::{Route, Vni};
 
@@ -83,6 +86,9 @@ pub struct Reflector {
     closed: VecDeque<(PeerId, CloseReason)>,
     stats: ReflectorStats,
     frame: Vec<u8>,
+    grace: Duration,
+    /// Peers gone within their grace: when their routes are withdrawn.
+    departed: BTreeMap<PeerId, Instant>,
 }
 
 impl Reflector {
@@ -98,7 +104,18 @@ impl Reflector {
             closed: VecDeque::new(),
             stats: ReflectorStats::default(),
             frame: Vec::with_capacity(64),
+            grace: Duration::ZERO,
+            departed: BTreeMap::new(),
         }
+    }
+
+    /// Keeps the routes of a peer that went away for `grace` before
+    /// withdrawing them (zero, the default, withdraws at once as metalbond
+    /// does). A peer that announces the same route meanwhile takes it over.
+    #[must_use]
+    pub fn with_departed_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// A connection from `remote` was accepted.
@@ -134,25 +151,36 @@ impl Reflector {
                 Ok(None) => break,
                 Err(e) => p.conn.close(CloseReason::Codec(e)),
             }
-            self.drive(peer);
+            self.drive(peer, now);
         }
     }
 
     /// The transport of `peer` ended.
-    pub fn transport_closed(&mut self, peer: PeerId) {
-        self.close(peer, CloseReason::Transport);
+    pub fn transport_closed(&mut self, peer: PeerId, now: Instant) {
+        self.close(peer, now, CloseReason::Transport);
     }
 
-    /// Closes `peer` (for example a slow consumer) and withdraws its routes.
-    pub fn close(&mut self, peer: PeerId, reason: CloseReason) {
+    /// Closes `peer` (for example a slow consumer); its routes are
+    /// withdrawn once the departure grace has passed.
+    pub fn close(&mut self, peer: PeerId, now: Instant, reason: CloseReason) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.conn.close(reason);
-            self.drive(peer);
+            self.drive(peer, now);
         }
     }
 
-    /// Time passed: keepalive deadlines.
+    /// Time passed: keepalive deadlines and departure graces.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<PeerId> = self
+            .departed
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.departed.remove(&id);
+            self.withdraw_all(id);
+        }
         let due: Vec<PeerId> = self
             .peers
             .iter()
@@ -162,7 +190,7 @@ impl Reflector {
         for id in due {
             if let Some(p) = self.peers.get_mut(&id) {
                 p.conn.handle_timeout(now);
-                self.drive(id);
+                self.drive(id, now);
             }
         }
     }
@@ -172,7 +200,13 @@ impl Reflector {
         self.peers
             .values()
             .filter_map(|p| p.conn.poll_timeout())
+            .chain(self.departed.values().copied())
             .min()
+    }
+
+    /// Peers gone whose routes are kept until their grace ends.
+    pub fn departed_count(&self) -> usize {
+        self.departed.len()
     }
 
     /// Bytes to write to a peer, one peer at a time.
@@ -232,7 +266,7 @@ impl Reflector {
 
     /// Moves the peer's outgoing messages to its buffer and acts on its
     /// events.
-    fn drive(&mut self, id: PeerId) {
+    fn drive(&mut self, id: PeerId, now: Instant) {
         let mut events = Vec::new();
         if let Some(p) = self.peers.get_mut(&id) {
             while let Some(msg) = p.conn.poll_transmit() {
@@ -258,7 +292,7 @@ impl Reflector {
                     }
                 }
                 Event::Received(_) => {}
-                Event::Closed(reason) => self.remove_peer(id, reason),
+                Event::Closed(reason) => self.remove_peer(id, now, reason),
             }
         }
     }
@@ -363,18 +397,25 @@ impl Reflector {
         }
     }
 
-    fn remove_peer(&mut self, id: PeerId, reason: CloseReason) {
+    fn remove_peer(&mut self, id: PeerId, now: Instant, reason: CloseReason) {
         let Some(p) = self.peers.remove(&id) else {
             return;
         };
         for vni in &p.subscriptions {
             self.drop_subscriber(id, *vni);
         }
-        let mine: Vec<Route> = self.table.announced_by(id);
-        for route in mine {
-            self.withdraw(id, route);
+        if self.grace.is_zero() || self.table.count_by(id) == 0 {
+            self.withdraw_all(id);
+        } else {
+            self.departed.insert(id, now + self.grace);
         }
         self.dirty.remove(&id);
         self.closed.push_back((id, reason));
+    }
+
+    fn withdraw_all(&mut self, id: PeerId) {
+        for route in self.table.announced_by(id) {
+            self.withdraw(id, route);
+        }
     }
 }

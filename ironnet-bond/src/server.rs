@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// How long a peer's backlog may go without any byte written before
     /// the peer is disconnected as a slow consumer.
     pub stall_timeout: Duration,
+    /// How long the routes of a peer that went away are kept before they
+    /// are withdrawn; a restarted announcer takes them over meanwhile
+    /// (zero: withdraw at once, as metalbond).
+    pub departed_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +54,7 @@ impl Default for ServerConfig {
             keepalive_secs: 5,
             max_pending_bytes: 256 << 20,
             stall_timeout: Duration::from_secs(10),
+            departed_grace: Duration::from_secs(10),
         }
     }
 }
@@ -99,7 +104,8 @@ impl ServerHandle {
         }
 
         let core = Core {
-            reflector: Reflector::new(config.keepalive_secs),
+            reflector: Reflector::new(config.keepalive_secs)
+                .with_departed_grace(config.departed_grace),
             links: HashMap::new(),
             config: config.clone(),
             metrics,
@@ -228,7 +234,7 @@ impl Core {
             tracing::warn!(%id, pending, "disconnecting stalled slow consumer");
             self.metrics.slow_consumers.inc();
             self.reflector
-                .close(id, CloseReason::SlowConsumer { pending });
+                .close(id, now, CloseReason::SlowConsumer { pending });
         }
         self.flush();
     }
@@ -248,7 +254,7 @@ impl Core {
                 tracing::debug!(%id, %remote, "peer connected");
             }
             Input::Bytes(id, bytes) => self.reflector.receive(id, now, &bytes),
-            Input::Eof(id) => self.reflector.transport_closed(id),
+            Input::Eof(id) => self.reflector.transport_closed(id, now),
             Input::Snapshot(reply) => {
                 let _ = reply.send(Snapshot::of(&self.reflector));
             }
@@ -264,8 +270,9 @@ impl Core {
                 if let Err(pending) = link.send(bytes, self.config.max_pending_bytes) {
                     tracing::warn!(%id, pending, "disconnecting slow consumer");
                     self.metrics.slow_consumers.inc();
+                    let now = std::time::Instant::now();
                     self.reflector
-                        .close(id, CloseReason::SlowConsumer { pending });
+                        .close(id, now, CloseReason::SlowConsumer { pending });
                 }
             }
             let mut closed_any = false;

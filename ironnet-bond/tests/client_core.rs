@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ironnet_bond::client::{ClientConfig, ClientCore, RouteEvent, ServerId};
 use ironnet_bond::codec::{self, Action, Decoder, Message};
-use ironnet_bond::reflector::Reflector;
+use ironnet_bond::reflector::{PeerId, Reflector};
 use ironnet_overlay::route::{Destination, NextHop, NextHopKind, Route, Vni};
 
 fn frame(msg: Message) -> Vec<u8> {
@@ -123,4 +123,85 @@ fn unsubscribe_from_an_unsubscribed_vni_changes_nothing() {
     while let Some(m) = d.next_message().unwrap() {
         assert!(!matches!(m, Message::Update(..)), "{m:?}");
     }
+}
+
+/// Connects a peer to `r`, subscribes it to `vni`; its id.
+fn peer(r: &mut Reflector, now: Instant, port: u16, vni: Vni) -> PeerId {
+    let p = r.accept(now, SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+    let hello = frame(Message::Hello {
+        keepalive_secs: 5,
+        is_server: false,
+    });
+    r.receive(p, now, &[hello, frame(Message::Keepalive)].concat());
+    r.receive(p, now, &frame(Message::Subscribe(vni)));
+    p
+}
+
+/// Every UPDATE queued for `who`, drained from the reflector (other
+/// peers' output is dropped).
+fn updates_for(r: &mut Reflector, who: PeerId) -> Vec<(Action, Route)> {
+    let mut d = Decoder::new();
+    while let Some((id, bytes)) = r.poll_output() {
+        if id == who {
+            d.feed(&bytes);
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(m) = d.next_message().unwrap() {
+        if let Message::Update(a, rt) = m {
+            out.push((a, rt));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_departed_peers_routes_outlive_it_by_the_grace_and_pass_to_its_successor() {
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(10);
+    let mut r = Reflector::new(5).with_departed_grace(grace);
+    let (kept, dropped) = (route(1), route(2));
+    let watcher = peer(&mut r, t0, 1, kept.vni);
+    let old = peer(&mut r, t0, 2, kept.vni);
+    for rt in [kept, dropped] {
+        r.receive(old, t0, &frame(Message::Update(Action::Add, rt)));
+    }
+    assert_eq!(updates_for(&mut r, watcher).len(), 2);
+
+    // The announcer goes away: nothing is withdrawn yet.
+    r.transport_closed(old, t0);
+    assert_eq!(r.departed_count(), 1);
+    assert!(r.poll_timeout().is_some_and(|t| t <= t0 + grace));
+    r.handle_timeout(t0 + Duration::from_secs(5));
+    assert_eq!(r.table().len(), 2);
+    assert!(updates_for(&mut r, watcher).is_empty());
+
+    // Its successor announces one of the two routes again: the watcher
+    // hears nothing; when the grace ends only the other is withdrawn.
+    let t1 = t0 + Duration::from_secs(6);
+    let new = peer(&mut r, t1, 3, kept.vni);
+    r.receive(new, t1, &frame(Message::Update(Action::Add, kept)));
+    assert!(updates_for(&mut r, watcher).is_empty());
+    r.handle_timeout(t0 + grace);
+    assert_eq!(r.departed_count(), 0);
+    assert_eq!(
+        updates_for(&mut r, watcher),
+        vec![(Action::Remove, dropped)]
+    );
+    assert_eq!(r.table().len(), 1);
+    assert_eq!(r.table().announcers(&kept).collect::<Vec<_>>(), vec![new]);
+}
+
+#[test]
+fn without_a_grace_a_departed_peers_routes_go_at_once() {
+    let t0 = Instant::now();
+    let mut r = Reflector::new(5);
+    let rt = route(1);
+    let watcher = peer(&mut r, t0, 1, rt.vni);
+    let old = peer(&mut r, t0, 2, rt.vni);
+    r.receive(old, t0, &frame(Message::Update(Action::Add, rt)));
+    let _ = updates_for(&mut r, watcher);
+    r.transport_closed(old, t0);
+    assert_eq!(updates_for(&mut r, watcher), vec![(Action::Remove, rt)]);
+    assert!(r.table().is_empty());
 }

@@ -287,7 +287,7 @@ impl Sim {
                         if self.servers[s].peers.get(&peer) == Some(&conn) {
                             self.servers[s].peers.remove(&peer);
                             if let Some(r) = self.servers[s].reflector.as_mut() {
-                                r.transport_closed(peer);
+                                r.transport_closed(peer, now);
                             }
                         }
                     }

@@ -62,6 +62,8 @@ async fn server(listen: SocketAddr, http: Option<SocketAddr>, stall: Duration) -
             http,
             keepalive_secs: 1,
             stall_timeout: stall,
+            // Byte-for-byte metalbond: a closed peer's routes go at once.
+            departed_grace: Duration::ZERO,
             ..ServerConfig::default()
         };
         match ServerHandle::start(cfg).await {

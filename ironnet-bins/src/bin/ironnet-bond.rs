@@ -49,6 +49,11 @@ enum Command {
         /// disconnected.
         #[arg(long, default_value_t = 10)]
         stall_timeout: u64,
+        /// Seconds to keep the routes of a client that went away; a
+        /// restarted client takes them over meanwhile (0: remove at once,
+        /// as metalbond).
+        #[arg(long, default_value_t = 10)]
+        departed_grace: u64,
     },
     /// Connect to servers, subscribe, announce, and print learned routes.
     Client {
@@ -87,12 +92,14 @@ async fn main() -> ExitCode {
             http,
             keepalive,
             stall_timeout,
+            departed_grace,
         } => {
             let config = ServerConfig {
                 listen,
                 http: Some(http),
                 keepalive_secs: keepalive,
                 stall_timeout: Duration::from_secs(stall_timeout.max(1)),
+                departed_grace: Duration::from_secs(departed_grace),
                 ..ServerConfig::default()
             };
             let server = match ServerHandle::start(config).await {
