@@ -6,11 +6,13 @@
 //! `ironnet-controller` (the API server and the network controller, with
 //! its [`controller_metrics`]), `ironnet-agent` ([`agent`], the
 //! per-hypervisor agent, usable as a library) and `ironnetctl` ([`ctl`]);
-//! [`testbed`] builds network-namespace test beds.
+//! [`demo`] is the all-in-one demo (`ironnet-demo`); [`testbed`] builds
+//! network-namespace test beds.
 
 pub mod agent;
 pub mod controller_metrics;
 pub mod ctl;
+pub mod demo;
 pub mod testbed;
 
 use ironnet_overlay::route::{NextHopKind, Route};

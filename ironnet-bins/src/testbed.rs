@@ -422,6 +422,19 @@ exit 0
 /// waits for the IPv6 default route from the dp's RA); returns what the
 /// hook saw for each family: `address mtu hostname`, and the IPv6 address.
 pub fn lease(topo: &Topology, ns: &str, dev: &str) -> Result<(String, String), String> {
+    lease_family(topo, ns, dev, true)
+}
+
+/// [`lease`], IPv4 only unless `ipv6` (the IPv6 result is then empty).
+pub fn lease_family(
+    topo: &Topology,
+    ns: &str,
+    dev: &str,
+    ipv6: bool,
+) -> Result<(String, String), String> {
+    if !ipv6 {
+        return Ok((dhclient(topo, ns, dev, "-4")?, String::new()));
+    }
     // dhclient -6 needs a usable link-local address.
     wait_for(Duration::from_secs(10), || {
         let a = in_ns(
@@ -431,48 +444,49 @@ pub fn lease(topo: &Topology, ns: &str, dev: &str) -> Result<(String, String), S
         Ok((a.contains("fe80") && !a.contains("tentative")).then_some(()))
     })
     .map_err(|e| format!("no link-local address on {dev}: {e}"))?;
-    let mut got = Vec::new();
-    for family in ["-4", "-6"] {
-        let out = topo.dir().join(format!("out-{ns}{family}"));
-        // dhclient gives its script a clean environment: the output path
-        // is written into the script.
-        let hook = topo.dir().join(format!("hook-{ns}{family}.sh"));
-        std::fs::write(
-            &hook,
-            HOOK.replace("$LEASE_OUT", &out.display().to_string()),
-        )
-        .map_err(|e| e.to_string())?;
-        run(&["chmod", "+x", &hook.display().to_string()])?;
-        let r = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(["dhclient", "-v", family, "-1", "-sf"])
-            .arg(&hook)
-            .arg("-lf")
-            .arg(topo.dir().join(format!("lease-{ns}{family}")))
-            .arg("-pf")
-            .arg(topo.dir().join(format!("pid-{ns}{family}")))
-            .arg(dev)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !r.status.success() {
-            return Err(format!(
-                "dhclient {family} in {ns}: {}",
-                String::from_utf8_lossy(&r.stderr)
-            ));
-        }
-        let text =
-            std::fs::read_to_string(&out).map_err(|e| format!("no lease {family} in {ns}: {e}"))?;
-        got.push(text.trim().to_owned());
-    }
+    let v4 = dhclient(topo, ns, dev, "-4")?;
+    let v6 = dhclient(topo, ns, dev, "-6")?;
     // IPv6 needs the router: the RA from the dp gives the default route.
     wait_for(Duration::from_secs(10), || {
         let routes = in_ns(ns, &["ip", "-6", "route", "show", "default"])?;
         Ok(routes.contains("fe80::1").then_some(()))
     })
     .map_err(|e| format!("no IPv6 default route from the RA in {ns}: {e}"))?;
-    let v6 = got.pop().unwrap_or_default();
-    let v4 = got.pop().unwrap_or_default();
     Ok((v4, v6))
+}
+
+/// One `dhclient` run for `family` (`-4` or `-6`); what the hook saw.
+fn dhclient(topo: &Topology, ns: &str, dev: &str, family: &str) -> Result<String, String> {
+    let out = topo.dir().join(format!("out-{ns}{family}"));
+    // dhclient gives its script a clean environment: the output path
+    // is written into the script.
+    let hook = topo.dir().join(format!("hook-{ns}{family}.sh"));
+    std::fs::write(
+        &hook,
+        HOOK.replace("$LEASE_OUT", &out.display().to_string()),
+    )
+    .map_err(|e| e.to_string())?;
+    run(&["chmod", "+x", &hook.display().to_string()])?;
+    let r = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(["dhclient", "-v", family, "-1", "-sf"])
+        .arg(&hook)
+        .arg("-lf")
+        .arg(topo.dir().join(format!("lease-{ns}{family}")))
+        .arg("-pf")
+        .arg(topo.dir().join(format!("pid-{ns}{family}")))
+        .arg(dev)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !r.status.success() {
+        return Err(format!(
+            "dhclient {family} in {ns}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        ));
+    }
+    let text =
+        std::fs::read_to_string(&out).map_err(|e| format!("no lease {family} in {ns}: {e}"))?;
+    Ok(text.trim().to_owned())
 }
 
 /// Polls `check` every 100 ms until it returns a value or `limit` passes.
