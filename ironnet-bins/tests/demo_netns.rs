@@ -18,7 +18,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ironnet_bins::demo::{Binaries, Demo, checks};
+use ironnet_bins::demo::{Binaries, Demo, Mode, checks};
 use ironnet_bins::testbed::skip_packet_test;
 use ironnet_core::api::networking;
 use ironnet_core::object::Resource;
@@ -51,7 +51,7 @@ async fn the_demo_moves_packets_as_the_manifests_say_and_survives_faults() {
         return;
     }
     let tag = format!("e{}", std::process::id() % 10000);
-    let mut demo = Demo::start(&tag, binaries()).await.unwrap();
+    let mut demo = Demo::start(&tag, binaries(), Mode::Netns).await.unwrap();
     let mut applied = Vec::new();
     demo.apply(&mut applied).await.unwrap();
     demo.bring_up_guests().await.unwrap();

@@ -90,10 +90,10 @@ impl MemoryPort {
 impl MemoryPortHandle {
     /// Delivers a frame to the dp on this port.
     pub fn inject(&self, frame: Vec<u8>) {
-        if let Ok(mut q) = self.inbox.frames.lock() {
-            q.push_back(frame);
+        MemoryInjector {
+            inbox: std::sync::Arc::clone(&self.inbox),
         }
-        self.inbox.ready.notify_one();
+        .inject(frame);
     }
 
     /// The next frame the dp sent on this port.
@@ -104,6 +104,28 @@ impl MemoryPortHandle {
     /// A frame the dp sent, if one is waiting.
     pub fn try_sent(&mut self) -> Option<Vec<u8>> {
         self.sent.try_recv().ok()
+    }
+
+    /// Splits the far end into a cloneable injector and the stream of
+    /// sent frames, so one task can read while others inject.
+    pub fn split(self) -> (MemoryInjector, mpsc::UnboundedReceiver<Vec<u8>>) {
+        (MemoryInjector { inbox: self.inbox }, self.sent)
+    }
+}
+
+/// The injecting half of a split [`MemoryPortHandle`].
+#[derive(Debug, Clone)]
+pub struct MemoryInjector {
+    inbox: std::sync::Arc<Inbox>,
+}
+
+impl MemoryInjector {
+    /// Delivers a frame to the dp on this port.
+    pub fn inject(&self, frame: Vec<u8>) {
+        if let Ok(mut q) = self.inbox.frames.lock() {
+            q.push_back(frame);
+        }
+        self.inbox.ready.notify_one();
     }
 }
 

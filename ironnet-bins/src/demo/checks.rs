@@ -56,8 +56,10 @@ pub struct Check {
 /// What a probe saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Whether it matches the expectation.
+    /// Whether it matches the expectation (true when not measured).
     pub ok: bool,
+    /// Whether it was measured at all.
+    pub measured: bool,
     /// What happened, in words.
     pub got: String,
 }
@@ -88,12 +90,7 @@ pub fn run(check: &Check, ns: &str, helper: &Path) -> Outcome {
                 .args(["-W", "1", &check.addr])
                 .output();
             let reached = out.is_ok_and(|o| o.status.success());
-            let ok = reached == (check.expect != Expect::Blocked);
-            let got = if reached { "reached" } else { "no reply" };
-            Outcome {
-                ok,
-                got: got.to_owned(),
-            }
+            ping_outcome(check, reached)
         }
         Probe::Tcp { port, count } => {
             let out = Command::new("ip")
@@ -126,8 +123,30 @@ pub fn run(check: &Check, ns: &str, helper: &Path) -> Outcome {
                         && servers.iter().all(|s| names.get(s).is_some_and(|n| *n > 0))
                 }
             };
-            Outcome { ok, got: summary }
+            Outcome {
+                ok,
+                measured: true,
+                got: summary,
+            }
         }
+    }
+}
+
+/// The outcome of a ping check that was (`reached`) or was not answered.
+pub fn ping_outcome(check: &Check, reached: bool) -> Outcome {
+    Outcome {
+        ok: reached == (check.expect != Expect::Blocked),
+        measured: true,
+        got: if reached { "reached" } else { "no reply" }.to_owned(),
+    }
+}
+
+/// A check that could not be measured here, and why.
+pub fn not_measured(why: &str) -> Outcome {
+    Outcome {
+        ok: true,
+        measured: false,
+        got: format!("not measured ({why})"),
     }
 }
 
@@ -147,7 +166,12 @@ pub fn render(rows: &[(Check, Outcome)]) -> String {
             Expect::Spread(s) => format!("spread {}", s.join("+")),
         };
         table.push(vec![
-            if o.ok { "ok" } else { "FAIL" }.to_owned(),
+            match (o.measured, o.ok) {
+                (false, _) => "--",
+                (true, true) => "ok",
+                (true, false) => "FAIL",
+            }
+            .to_owned(),
             c.topic.to_owned(),
             c.from.clone(),
             format!("{} {}", c.to, c.addr),

@@ -15,6 +15,7 @@
 //! Needs root, `ip`, `dhclient` and `ping`.
 
 pub mod checks;
+pub mod memory;
 pub mod process;
 pub mod router;
 
@@ -33,8 +34,9 @@ use ironnet_overlay::route::Vni;
 
 use crate::agent::dp::Dp;
 use crate::agent::view::Hop;
-use crate::testbed::{self, DpProcess, Topology};
+use crate::testbed::{self, Topology};
 use checks::{Check, Expect, Outcome, Probe};
+use memory::MemoryFabric;
 use process::RoleProcess;
 use router::{RouterSync, Uplink};
 
@@ -195,6 +197,22 @@ pub struct PublicAddresses {
     pub lb: IpAddr,
 }
 
+/// Where the guests and dps live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Network namespaces on TAP devices, real kernels as guests (root).
+    Netns,
+    /// In-process dps on memory ports, simulated guests (no root).
+    Memory,
+}
+
+/// A dp's gRPC and metrics addresses.
+#[derive(Debug, Clone, Copy)]
+struct DpEndpoint {
+    grpc: SocketAddr,
+    metrics: Option<SocketAddr>,
+}
+
 /// A running demo; dropping it stops every process and removes every
 /// namespace, TAP device and file it made.
 #[derive(Debug)]
@@ -207,9 +225,10 @@ pub struct Demo {
     bonds: Vec<RoleProcess>,
     bond_http: Vec<SocketAddr>,
     agents: Vec<RoleProcess>,
-    dps: Vec<DpProcess>,
+    dps: Vec<DpEndpoint>,
+    memory: Option<MemoryFabric>,
     /// Kept for its drop, which stops it.
-    _router: RouterSync,
+    _router: Option<RouterSync>,
     public: Option<PublicAddresses>,
     // Last: namespaces go after the processes using them.
     topo: Topology,
@@ -250,10 +269,12 @@ impl Demo {
         testbed::missing(&["ip", "dhclient", "ping"])
     }
 
-    /// Starts everything and waits until every guest has its lease.
-    /// `tag` (at most 5 characters) prefixes namespace and TAP names.
-    pub async fn start(tag: &str, bins: Binaries) -> Result<Demo, DemoError> {
-        if let Some(why) = Self::unsupported() {
+    /// Starts every process and the hosts, and waits for the API. `tag`
+    /// (at most 5 characters) prefixes namespace and TAP names.
+    pub async fn start(tag: &str, bins: Binaries, mode: Mode) -> Result<Demo, DemoError> {
+        if mode == Mode::Netns
+            && let Some(why) = Self::unsupported()
+        {
             return Err(DemoError::Unsupported(why));
         }
         let mut topo = Topology::new(tag);
@@ -302,83 +323,26 @@ impl Demo {
             bond_http.push(http);
         }
 
-        // Namespaces: the router, the internet, one per guest.
-        let (rt, inet) = (format!("{tag}rt"), format!("{tag}inet"));
-        for ns in [rt.clone(), inet.clone()]
-            .into_iter()
-            .chain(GUESTS.iter().map(|g| format!("{tag}{}", g.0)))
-        {
-            topo.netns(&ns).map_err(DemoError::Io)?;
-        }
-
-        let mut dps = Vec::new();
-        let mut uplinks = Vec::new();
-        for h in &HOSTS {
-            let router_mac = format!("22:22:22:22:{:02x}:80", h.mac);
-            let dp = testbed::spawn_dp(
-                &mut topo,
-                &bins.dp.display().to_string(),
-                &format!("{tag}{}", &h.node[3..]),
-                h.underlay,
-                3,
-                h.mac,
-                testbed::free_port(),
-                &["--pf-router-mac", &router_mac],
-            )
-            .map_err(DemoError::Spawn)?;
-            for pf in dp.ports.iter().take(2) {
-                testbed::attach(pf, &rt).map_err(DemoError::Io)?;
+        let public_vni =
+            Vni::new(PUBLIC_VNI).ok_or_else(|| DemoError::Io("bad public VNI".into()))?;
+        let (dps, memory, router) = match mode {
+            Mode::Netns => {
+                let (dps, router) =
+                    build_netns(&mut topo, tag, &bins, bond_addrs.clone(), public_vni)?;
+                (dps, None, Some(router))
             }
-            let pf0 = dp.ports[0].clone();
-            let gw = format!("fe80::{:x}", h.mac);
-            sh(
-                &rt,
-                &format!("ip -6 route add {} via {gw} dev {pf0}", h.prefix),
-            )?;
-            sh(
-                &rt,
-                &format!(
-                    "ip -6 neigh replace {gw} lladdr 22:22:22:22:{:02x}:00 dev {pf0} nud permanent",
-                    h.mac
-                ),
-            )?;
-            uplinks.push(Uplink {
-                prefix: h
-                    .prefix
-                    .parse()
-                    .map_err(|_| DemoError::Io(h.prefix.into()))?,
-                dev: pf0,
-            });
-            dps.push(dp);
-        }
-        testbed::run(&[
-            "ip", "link", "add", "rtx", "netns", &rt, "type", "veth", "peer", "name", "inx",
-            "netns", &inet,
-        ])
-        .map_err(DemoError::Io)?;
-        for cmd in [
-            "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
-            "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
-            "ip link set rtx up",
-            "ip addr add 198.51.100.1/24 dev rtx",
-            "ip -6 addr add fc00:b::1/128 dev lo",
-            // Answers the dps make themselves (ping to a NAT IP) go back to
-            // the tunnel's source: make that the decapsulating SID.
-            &format!("ip sr tunsrc set {ROUTER_SID}"),
-            &format!(
-                "ip -6 route add {ROUTER_SID}/128 encap seg6local action End.DX4 nh4 {INTERNET} dev rtx"
-            ),
-        ] {
-            sh(&rt, cmd)?;
-        }
-        for cmd in [
-            "ip link set inx up",
-            &format!("ip addr add {INTERNET}/24 dev inx"),
-            "ip route add default via 198.51.100.1",
-        ] {
-            sh(&inet, cmd)?;
-        }
-
+            Mode::Memory => {
+                let fabric = MemoryFabric::start(tag, 3, bond_addrs.clone(), public_vni).await?;
+                let dps = (0..HOSTS.len())
+                    .filter_map(|i| fabric.grpc(i))
+                    .map(|grpc| DpEndpoint {
+                        grpc,
+                        metrics: None,
+                    })
+                    .collect();
+                (dps, Some(fabric), None)
+            }
+        };
         let mut agents = Vec::new();
         for (h, dp) in HOSTS.iter().zip(&dps) {
             let mut args = vec![
@@ -387,7 +351,7 @@ impl Demo {
                 "--api".into(),
                 api_url.clone(),
                 "--dp".into(),
-                format!("127.0.0.1:{}", dp.grpc_port),
+                dp.grpc.to_string(),
                 "--router-address".into(),
                 ROUTER_SID.into(),
                 "--vfs".into(),
@@ -408,9 +372,6 @@ impl Demo {
                 &logs,
             )?);
         }
-        let public_vni =
-            Vni::new(PUBLIC_VNI).ok_or_else(|| DemoError::Io("bad public VNI".into()))?;
-        let router = RouterSync::spawn(bond_addrs.clone(), public_vni, rt, uplinks);
         let mut demo = Demo {
             tag: tag.to_owned(),
             bins,
@@ -421,6 +382,7 @@ impl Demo {
             bond_http,
             agents,
             dps,
+            memory,
             _router: router,
             public: None,
             topo,
@@ -457,16 +419,36 @@ impl Demo {
     /// then starts the name servers and waits for the router to know every
     /// public address.
     pub async fn bring_up_guests(&mut self) -> Result<(), DemoError> {
-        for (name, _, addr) in GUESTS {
+        for (name, host, addr) in GUESTS {
             let tap = self.wait_for_tap(name).await?;
-            let ns = self.ns(name);
-            testbed::attach(&tap, &ns).map_err(DemoError::Io)?;
-            let (v4, _) = lease_v4(&self.topo, &ns, &tap)?;
-            if !v4.starts_with(&format!("{addr} ")) {
-                return Err(DemoError::Io(format!("{name} leased {v4:?}, want {addr}")));
+            let leased = match self.memory.as_mut() {
+                Some(fabric) => fabric.lease(name, host, &tap).await?.to_string(),
+                None => {
+                    let ns = self.ns(name);
+                    testbed::attach(&tap, &ns).map_err(DemoError::Io)?;
+                    let (v4, _) = lease_v4(&self.topo, &ns, &tap)?;
+                    v4.split_whitespace().next().unwrap_or_default().to_owned()
+                }
+            };
+            if leased != addr {
+                return Err(DemoError::Io(format!(
+                    "{name} leased {leased:?}, want {addr}"
+                )));
             }
         }
         let public = self.public_addresses().await?;
+        if let Some(fabric) = &self.memory {
+            for ip in [public.vip, public.nat, public.lb] {
+                until(
+                    &format!("the router's route to {ip}"),
+                    Duration::from_secs(30),
+                    || async move { Ok(fabric.routes_to(ip).then_some(())) },
+                )
+                .await?;
+            }
+            self.public = Some(public);
+            return Ok(());
+        }
         // Load-balancer targets accept the LB's address as their own.
         for name in ["web-a", "web-b"] {
             sh(
@@ -662,15 +644,21 @@ impl Demo {
     pub async fn measure(&self, checks: Vec<Check>) -> Vec<(Check, Outcome)> {
         let mut out = Vec::new();
         for c in checks {
-            let ns = self.ns(&c.from);
-            let helper = self.bins.demo.clone();
-            let probe = c.clone();
-            let outcome = tokio::task::spawn_blocking(move || checks::run(&probe, &ns, &helper))
-                .await
-                .unwrap_or(Outcome {
-                    ok: false,
-                    got: "probe panicked".into(),
-                });
+            let outcome = match (&self.memory, &c.probe) {
+                (Some(_), Probe::Tcp { .. }) => checks::not_measured("TCP needs root"),
+                (Some(fabric), Probe::Ping) => match c.addr.parse() {
+                    Ok(dst) => checks::ping_outcome(&c, fabric.ping(&c.from, dst).await),
+                    Err(_) => checks::not_measured("not an IPv4 address"),
+                },
+                (None, _) => {
+                    let ns = self.ns(&c.from);
+                    let helper = self.bins.demo.clone();
+                    let probe = c.clone();
+                    tokio::task::spawn_blocking(move || checks::run(&probe, &ns, &helper))
+                        .await
+                        .unwrap_or_else(|_| checks::not_measured("the probe panicked"))
+                }
+            };
             out.push((c, outcome));
         }
         out
@@ -724,15 +712,20 @@ impl Demo {
             ));
         }
         for (h, dp) in HOSTS.iter().zip(&self.dps) {
+            let metrics = dp
+                .metrics
+                .map_or_else(String::new, |m| format!("metrics http://{m}/metrics, "));
             s.push_str(&format!(
-                "  {} dp metrics:      http://127.0.0.1:{}/metrics  (gRPC 127.0.0.1:{})\n",
-                h.node, dp.metrics_port, dp.grpc_port
+                "  {} dp:                {metrics}gRPC {}\n",
+                h.node, dp.grpc
             ));
         }
-        s.push_str(&format!(
-            "  a guest's shell:      ip netns exec {} bash\n",
-            self.ns("app-b")
-        ));
+        if self.memory.is_none() {
+            s.push_str(&format!(
+                "  a guest's shell:      ip netns exec {} bash\n",
+                self.ns("app-b")
+            ));
+        }
         s.push_str(&format!(
             "  logs:                 {}\n",
             self.topo.dir().join("logs").display()
@@ -771,8 +764,7 @@ impl Demo {
             .dps
             .get(i)
             .ok_or_else(|| DemoError::Io(format!("no host {i}")))?;
-        let client = Dp::new(&format!("127.0.0.1:{}", dp.grpc_port))
-            .map_err(|e| DemoError::Io(e.to_string()))?;
+        let client = Dp::new(&dp.grpc.to_string()).map_err(|e| DemoError::Io(e.to_string()))?;
         let (no_vnis, no_nats) = (BTreeSet::new(), BTreeSet::new());
         let view = client
             .read(&no_vnis, &no_nats)
@@ -839,6 +831,100 @@ impl SteadyPing {
         parse_ping_counts(&String::from_utf8_lossy(&out.stdout))
             .ok_or_else(|| DemoError::Io("no ping summary".into()))
     }
+}
+
+/// The namespaces of [`Mode::Netns`]: the router, the internet and one per
+/// guest; a dp per host on TAP devices with its uplink in the router; the
+/// router's routes to the hosts, to the internet and (from the bond) to
+/// the public addresses.
+fn build_netns(
+    topo: &mut Topology,
+    tag: &str,
+    bins: &Binaries,
+    bond_addrs: Vec<SocketAddr>,
+    public_vni: Vni,
+) -> Result<(Vec<DpEndpoint>, RouterSync), DemoError> {
+    // Namespaces: the router, the internet, one per guest.
+    let (rt, inet) = (format!("{tag}rt"), format!("{tag}inet"));
+    for ns in [rt.clone(), inet.clone()]
+        .into_iter()
+        .chain(GUESTS.iter().map(|g| format!("{tag}{}", g.0)))
+    {
+        topo.netns(&ns).map_err(DemoError::Io)?;
+    }
+
+    let mut dps = Vec::new();
+    let mut uplinks = Vec::new();
+    for h in &HOSTS {
+        let router_mac = format!("22:22:22:22:{:02x}:80", h.mac);
+        let dp = testbed::spawn_dp(
+            topo,
+            &bins.dp.display().to_string(),
+            &format!("{tag}{}", &h.node[3..]),
+            h.underlay,
+            3,
+            h.mac,
+            testbed::free_port(),
+            &["--pf-router-mac", &router_mac],
+        )
+        .map_err(DemoError::Spawn)?;
+        for pf in dp.ports.iter().take(2) {
+            testbed::attach(pf, &rt).map_err(DemoError::Io)?;
+        }
+        let pf0 = dp.ports[0].clone();
+        let gw = format!("fe80::{:x}", h.mac);
+        sh(
+            &rt,
+            &format!("ip -6 route add {} via {gw} dev {pf0}", h.prefix),
+        )?;
+        sh(
+            &rt,
+            &format!(
+                "ip -6 neigh replace {gw} lladdr 22:22:22:22:{:02x}:00 dev {pf0} nud permanent",
+                h.mac
+            ),
+        )?;
+        uplinks.push(Uplink {
+            prefix: h
+                .prefix
+                .parse()
+                .map_err(|_| DemoError::Io(h.prefix.into()))?,
+            dev: pf0,
+        });
+        dps.push(DpEndpoint {
+            grpc: SocketAddr::from(([127, 0, 0, 1], dp.grpc_port)),
+            metrics: Some(SocketAddr::from(([127, 0, 0, 1], dp.metrics_port))),
+        });
+    }
+    testbed::run(&[
+        "ip", "link", "add", "rtx", "netns", &rt, "type", "veth", "peer", "name", "inx", "netns",
+        &inet,
+    ])
+    .map_err(DemoError::Io)?;
+    for cmd in [
+        "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
+        "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0",
+        "ip link set rtx up",
+        "ip addr add 198.51.100.1/24 dev rtx",
+        "ip -6 addr add fc00:b::1/128 dev lo",
+        // Answers the dps make themselves (ping to a NAT IP) go back to
+        // the tunnel's source: make that the decapsulating SID.
+        &format!("ip sr tunsrc set {ROUTER_SID}"),
+        &format!(
+            "ip -6 route add {ROUTER_SID}/128 encap seg6local action End.DX4 nh4 {INTERNET} dev rtx"
+        ),
+    ] {
+        sh(&rt, cmd)?;
+    }
+    for cmd in [
+        "ip link set inx up",
+        &format!("ip addr add {INTERNET}/24 dev inx"),
+        "ip route add default via 198.51.100.1",
+    ] {
+        sh(&inet, cmd)?;
+    }
+
+    Ok((dps, RouterSync::spawn(bond_addrs, public_vni, rt, uplinks)))
 }
 
 /// `N packets transmitted, M received` from ping's summary.

@@ -71,7 +71,7 @@ impl Drop for RouterSync {
 }
 
 /// Public prefix → the underlay address it is sent to.
-fn wanted(routes: &[Route], public_vni: Vni) -> BTreeMap<IpNet, Ipv6Addr> {
+pub(crate) fn wanted(routes: &[Route], public_vni: Vni) -> BTreeMap<IpNet, Ipv6Addr> {
     let mut want: BTreeMap<IpNet, Ipv6Addr> = BTreeMap::new();
     for r in routes.iter().filter(|r| r.vni == public_vni) {
         let prefix = r.destination.prefix();
