@@ -4,8 +4,10 @@
 //! dps back over their gRPC API and checks what the agents programmed:
 //! interfaces on the right host, routes to the other host's interfaces,
 //! the NAT section and its neighbour entry, the virtual IP, load-balancer
-//! targets on both hosts, firewall rules from a policy, and that deleting
-//! an interface removes its routes everywhere. Runs everywhere (no root).
+//! targets on both hosts, firewall rules from a policy, that a restarted
+//! agent changes nothing, that a dp restarted empty is programmed again,
+//! and that deleting an interface removes its routes everywhere. Runs
+//! everywhere (no root).
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -32,9 +34,14 @@ struct DpServer {
 }
 
 async fn dp_server(host: &str) -> DpServer {
+    dp_server_at(host, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// A fresh dp (nothing programmed) on `at`.
+async fn dp_server_at(host: &str, at: SocketAddr) -> DpServer {
     let config = DpConfig::tap(host.parse().unwrap(), 4);
     let service = DpService::new(DpState::new(config, 7), Published::new(DpSnapshot::empty()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(at).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(
@@ -87,13 +94,18 @@ fn start_agent(
 
 /// Reads a dp back with every VNI and NAT address the test cares about.
 async fn read(h: &Host) -> DpView {
-    let dp = Dp::new(&h.dp.addr.to_string()).unwrap();
+    try_read(h).await.unwrap()
+}
+
+/// [`read`], with an error while the dp is not initialised.
+async fn try_read(h: &Host) -> Result<DpView, String> {
+    let dp = Dp::new(&h.dp.addr.to_string()).map_err(|e| e.to_string())?;
     let vnis = (1..=300).collect();
     let nats = ["45.0.0.1", "45.0.0.2", "45.0.0.3", "45.0.0.4"]
         .iter()
         .map(|a| a.parse().unwrap())
         .collect();
-    dp.read(&vnis, &nats).await.unwrap()
+    dp.read(&vnis, &nats).await.map_err(|e| e.to_string())
 }
 
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -208,7 +220,7 @@ async fn two_hosts_programmed_through_the_dp_api() {
         let _ = stopped.await;
     }));
     let mut a = host(&store, "hv-a", "fc00:1::1", bond_addr).await;
-    let b = host(&store, "hv-b", "fc00:2::1", bond_addr).await;
+    let mut b = host(&store, "hv-b", "fc00:2::1", bond_addr).await;
     apply(&store, MANIFESTS).await;
 
     // Both user interfaces become Available (their internal ones Ready).
@@ -330,6 +342,29 @@ async fn two_hosts_programmed_through_the_dp_api() {
         "nothing re-created"
     );
     assert_eq!(a.snapshot.borrow().dp_errors, 0);
+
+    // The dp on B restarts empty on the same address: the agent notices
+    // (not initialised, a new UUID) and programs it again, interface,
+    // routes and all.
+    let before_b = read(&b).await;
+    let restarts = b.snapshot.borrow().dp_restarts;
+    let addr = b.dp.addr;
+    drop(std::mem::replace(&mut b.dp._stop, oneshot::channel().0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.dp = dp_server_at("fc00:2::1", addr).await;
+    eventually("B re-programmed after a dp restart", || async {
+        let vb = try_read(&b).await?;
+        let same_routes = vb.routes == before_b.routes;
+        let n = vb.interfaces.len();
+        (n == 1 && same_routes && vb.lbs.len() == before_b.lbs.len())
+            .then_some(())
+            .ok_or(format!("{n} interfaces, same routes: {same_routes}"))
+    })
+    .await;
+    assert!(
+        b.snapshot.borrow().dp_restarts > restarts,
+        "restart counted"
+    );
 
     // Deleting B's interface removes it from B and its routes from A.
     let key = ObjectKey::new(&networking::NetworkInterface::INFO, "default", "nic-b");
