@@ -5,19 +5,18 @@
 //! say (TCP cells are not measured in this variant).
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use ironnet_bins::demo::{Binaries, Demo, Mode, checks};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_memory_demo_measures_every_icmp_cell() {
-    let bins = Binaries {
-        controller: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-controller")),
-        bond: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-bond")),
-        dp: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-dp")),
-        agent: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-agent")),
-        demo: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-demo")),
-    };
+    let bins = Binaries::in_dir(
+        Path::new(env!("CARGO_BIN_EXE_ironnet-demo"))
+            .parent()
+            .unwrap(),
+    )
+    .unwrap();
     let tag = format!("m{}", std::process::id() % 10000);
     let mut demo = Demo::start(&tag, bins, Mode::Memory).await.unwrap();
     demo.apply(&mut Vec::new()).await.unwrap();

@@ -15,7 +15,7 @@
 //! address lives in the namespaces the demo creates, all removed on drop.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use ironnet_bins::demo::{Binaries, Demo, Mode, checks};
@@ -25,13 +25,12 @@ use ironnet_core::object::Resource;
 use ironnet_core::store::{ObjectKey, Store};
 
 fn binaries() -> Binaries {
-    Binaries {
-        controller: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-controller")),
-        bond: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-bond")),
-        dp: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-dp")),
-        agent: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-agent")),
-        demo: PathBuf::from(env!("CARGO_BIN_EXE_ironnet-demo")),
-    }
+    Binaries::in_dir(
+        Path::new(env!("CARGO_BIN_EXE_ironnet-demo"))
+            .parent()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn has_route_to(

@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv6Net};
-use ironnet_bond::{BondClient, ClientConfig};
 use ironnet_dp::dataplane::Dataplane;
 use ironnet_dp::io::{MemoryInjector, MemoryPort, PortIo};
 use ironnet_dp::pipeline::Pipeline;
@@ -30,9 +29,10 @@ use ironnet_overlay::route::Vni;
 use ironnet_overlay::wire::MacAddr;
 use ironnet_overlay::wire::build::{FrameSpec, L4Spec};
 use ironnet_overlay::wire::dhcpv4::{BootOp, Dhcpv4Packet, Dhcpv4Repr, MessageType};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::router::{PublicRoutes, follow_public_routes};
 use super::{DemoError, HOSTS, INTERNET, ROUTER_SID};
 
 type Inbox = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>>;
@@ -72,7 +72,7 @@ pub struct MemoryFabric {
     guests: BTreeMap<String, Slot>,
     internet: Inbox,
     internet_out: mpsc::UnboundedSender<Vec<u8>>,
-    routes: Arc<Mutex<BTreeMap<IpNet, Ipv6Addr>>>,
+    routes: watch::Receiver<PublicRoutes>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -174,32 +174,14 @@ impl MemoryFabric {
         }
 
         // The router: public routes from the bond, frames from every uplink.
-        let routes: Arc<Mutex<BTreeMap<IpNet, Ipv6Addr>>> = Arc::default();
-        let learned = Arc::clone(&routes);
-        tasks.push(tokio::spawn(async move {
-            let config = ClientConfig {
-                keepalive_secs: 2,
-                ..ClientConfig::default()
-            };
-            let (client, _events) = BondClient::spawn(config, bonds);
-            if client.subscribe(public_vni).await.is_err() {
-                return;
-            }
-            loop {
-                if let Ok(r) = client.routes().await
-                    && let Ok(mut table) = learned.lock()
-                {
-                    *table = super::router::wanted(&r, public_vni);
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }));
+        let (follower, routes) = follow_public_routes(bonds, public_vni);
+        tasks.push(follower);
         let (internet_tx, internet_rx) = mpsc::unbounded_channel();
         let (internet_out, mut from_internet) = mpsc::unbounded_channel::<Vec<u8>>();
         let sid: Ipv6Addr = ROUTER_SID.parse().map_err(|_| bad(ROUTER_SID))?;
         let router = Router {
             uplinks,
-            routes: Arc::clone(&routes),
+            routes: routes.clone(),
             sid,
         };
         for mut stream in pf_streams {
@@ -228,9 +210,7 @@ impl MemoryFabric {
 
     /// Whether the router has a route for public address `ip`.
     pub fn routes_to(&self, ip: IpAddr) -> bool {
-        self.routes
-            .lock()
-            .is_ok_and(|r| r.contains_key(&IpNet::from(ip)))
+        self.routes.borrow().contains_key(&IpNet::from(ip))
     }
 
     /// The gRPC address of host `i`'s dp.
@@ -317,7 +297,7 @@ fn bad(what: &str) -> DemoError {
 #[derive(Debug, Clone)]
 struct Router {
     uplinks: Vec<Uplink>,
-    routes: Arc<Mutex<BTreeMap<IpNet, Ipv6Addr>>>,
+    routes: watch::Receiver<PublicRoutes>,
     sid: Ipv6Addr,
 }
 
@@ -364,7 +344,7 @@ impl Router {
             return;
         };
         let dst = IpNet::from(IpAddr::V4(Ipv4Addr::from(dst)));
-        let Some(hop) = self.routes.lock().ok().and_then(|r| r.get(&dst).copied()) else {
+        let Some(hop) = self.routes.borrow().get(&dst).copied() else {
             return;
         };
         let Some(up) = self.uplinks.iter().find(|u| u.prefix.contains(&hop)) else {
@@ -448,17 +428,19 @@ fn echo_reply_to_ip(ip: &[u8], me: Ipv4Addr) -> Option<Vec<u8>> {
     Some(echo(MacAddr::BROADCAST, me, src, ident, seq, false)?[14..].to_vec())
 }
 
-/// The reply frame to an echo request frame for `me`.
+/// The reply frame to an echo request frame for `me` (from the MAC the
+/// request was sent to).
 fn echo_reply_to(frame: &[u8], me: Ipv4Addr) -> Option<Vec<u8>> {
     if frame.get(12..14)? != [0x08, 0x00] {
         return None;
     }
-    let (src, dst, request, ident, seq) = parse_echo(frame.get(14..)?)?;
-    if !request || dst != me {
-        return None;
-    }
-    let mac = MacAddr(frame.get(0..6)?.try_into().ok()?);
-    echo(mac, me, src, ident, seq, false)
+    let reply = echo_reply_to_ip(frame.get(14..)?, me)?;
+    let mut out = Vec::with_capacity(14 + reply.len());
+    out.extend_from_slice(&MacAddr::BROADCAST.0);
+    out.extend_from_slice(frame.get(0..6)?);
+    out.extend_from_slice(&[0x08, 0x00]);
+    out.extend_from_slice(&reply);
+    Some(out)
 }
 
 /// Waits a second for an echo reply from `from` with `ident` among the

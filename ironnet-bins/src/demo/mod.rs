@@ -426,7 +426,8 @@ impl Demo {
                 None => {
                     let ns = self.ns(name);
                     testbed::attach(&tap, &ns).map_err(DemoError::Io)?;
-                    let (v4, _) = lease_v4(&self.topo, &ns, &tap)?;
+                    let (v4, _) = testbed::lease_family(&self.topo, &ns, &tap, false)
+                        .map_err(DemoError::Io)?;
                     v4.split_whitespace().next().unwrap_or_default().to_owned()
                 }
             };
@@ -934,12 +935,6 @@ fn parse_ping_counts(out: &str) -> Option<(u64, u64)> {
         .split(',')
         .map(|part| part.split_whitespace().next().and_then(|n| n.parse().ok()));
     Some((nums.next()??, nums.next()??))
-}
-
-/// An IPv4 lease only (the demo's interfaces are IPv4): `address mtu
-/// hostname` as the DHCP hook saw it, and nothing for IPv6.
-fn lease_v4(topo: &Topology, ns: &str, dev: &str) -> Result<(String, String), DemoError> {
-    testbed::lease_family(topo, ns, dev, false).map_err(DemoError::Io)
 }
 
 #[cfg(test)]

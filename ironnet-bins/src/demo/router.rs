@@ -15,6 +15,7 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv6Net};
 use ironnet_bond::{BondClient, ClientConfig};
 use ironnet_overlay::route::{Route, Vni};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Keeps the router's public routes equal to what the bond says.
@@ -33,6 +34,40 @@ pub struct Uplink {
     pub dev: String,
 }
 
+/// Public prefix → the underlay address it is sent to.
+pub type PublicRoutes = BTreeMap<IpNet, Ipv6Addr>;
+
+/// Follows the public VNI on `servers` with a bond client: the table of
+/// public routes, kept current until the task is aborted.
+pub fn follow_public_routes(
+    servers: Vec<SocketAddr>,
+    public_vni: Vni,
+) -> (JoinHandle<()>, watch::Receiver<PublicRoutes>) {
+    let (tx, rx) = watch::channel(PublicRoutes::new());
+    let task = tokio::spawn(async move {
+        let config = ClientConfig {
+            keepalive_secs: 2,
+            ..ClientConfig::default()
+        };
+        let (client, _events) = BondClient::spawn(config, servers);
+        if client.subscribe(public_vni).await.is_err() {
+            return;
+        }
+        loop {
+            if let Ok(routes) = client.routes().await {
+                tx.send_if_modified(|t| {
+                    let want = wanted(&routes, public_vni);
+                    let changed = *t != want;
+                    *t = want;
+                    changed
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    (task, rx)
+}
+
 impl RouterSync {
     /// Connects to `servers`, subscribes to `public_vni` and installs routes
     /// in namespace `ns` until dropped.
@@ -42,21 +77,21 @@ impl RouterSync {
         ns: String,
         uplinks: Vec<Uplink>,
     ) -> Self {
+        let (follower, routes) = follow_public_routes(servers, public_vni);
         let task = tokio::spawn(async move {
-            let config = ClientConfig {
-                keepalive_secs: 2,
-                ..ClientConfig::default()
-            };
-            let (client, _events) = BondClient::spawn(config, servers);
-            if client.subscribe(public_vni).await.is_err() {
-                return;
-            }
-            let mut installed: BTreeMap<IpNet, Ipv6Addr> = BTreeMap::new();
-            loop {
-                if let Ok(routes) = client.routes().await {
-                    let want = wanted(&routes, public_vni);
-                    sync(&ns, &uplinks, &mut installed, &want).await;
+            // Aborted with this task.
+            struct Abort(JoinHandle<()>);
+            impl Drop for Abort {
+                fn drop(&mut self) {
+                    self.0.abort();
                 }
+            }
+            let _follower = Abort(follower);
+            let mut installed = PublicRoutes::new();
+            loop {
+                let want = routes.borrow().clone();
+                // Level-triggered: a failed `ip` call is retried.
+                sync(&ns, &uplinks, &mut installed, &want).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
@@ -70,9 +105,9 @@ impl Drop for RouterSync {
     }
 }
 
-/// Public prefix → the underlay address it is sent to.
-pub(crate) fn wanted(routes: &[Route], public_vni: Vni) -> BTreeMap<IpNet, Ipv6Addr> {
-    let mut want: BTreeMap<IpNet, Ipv6Addr> = BTreeMap::new();
+/// The public routes in `routes`; several hops for one prefix: the lowest.
+fn wanted(routes: &[Route], public_vni: Vni) -> PublicRoutes {
+    let mut want = PublicRoutes::new();
     for r in routes.iter().filter(|r| r.vni == public_vni) {
         let prefix = r.destination.prefix();
         if !matches!(prefix, IpNet::V4(_)) || prefix.prefix_len() == 0 {
@@ -86,12 +121,7 @@ pub(crate) fn wanted(routes: &[Route], public_vni: Vni) -> BTreeMap<IpNet, Ipv6A
     want
 }
 
-async fn sync(
-    ns: &str,
-    uplinks: &[Uplink],
-    installed: &mut BTreeMap<IpNet, Ipv6Addr>,
-    want: &BTreeMap<IpNet, Ipv6Addr>,
-) {
+async fn sync(ns: &str, uplinks: &[Uplink], installed: &mut PublicRoutes, want: &PublicRoutes) {
     for (prefix, hop) in want {
         if installed.get(prefix) == Some(hop) {
             continue;
