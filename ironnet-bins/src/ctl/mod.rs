@@ -122,8 +122,34 @@ pub async fn apply<S: Store>(
     let mut failed = 0;
     for obj in objs {
         let name = object_name(&obj);
+        let result = apply_one(store, obj).await;
+        match result {
+            Ok(what) => writeln!(out, "{name} {what}")?,
+            Err(e) => {
+                failed += 1;
+                writeln!(err, "error: {name}: {e}")?;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CtlError::Partial(failed));
+    }
+    Ok(())
+}
+
+/// How often `apply` retries an object that changed under it.
+const APPLY_ATTEMPTS: usize = 3;
+
+/// Creates or updates one object; what happened. An object created by
+/// someone else between the read and the create (a controller making a
+/// load balancer's routing, say), or updated between the read and the
+/// update, is read again and merged.
+async fn apply_one<S: Store>(store: &S, obj: DynObject) -> Result<&'static str, StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let result = match store.get(&ObjectKey::of(&obj)).await {
-            Err(StoreError::NotFound(_)) => store.create(obj).await.map(|_| "created"),
+            Err(StoreError::NotFound(_)) => store.create(obj.clone()).await.map(|_| "created"),
             Err(e) => Err(e),
             Ok(stored) => {
                 let mut manifest = obj.value.clone();
@@ -143,17 +169,11 @@ pub async fn apply<S: Store>(
             }
         };
         match result {
-            Ok(what) => writeln!(out, "{name} {what}")?,
-            Err(e) => {
-                failed += 1;
-                writeln!(err, "error: {name}: {e}")?;
-            }
+            Err(StoreError::AlreadyExists(_) | StoreError::Conflict { .. })
+                if attempt < APPLY_ATTEMPTS => {}
+            other => return other,
         }
     }
-    if failed > 0 {
-        return Err(CtlError::Partial(failed));
-    }
-    Ok(())
 }
 
 /// What `get`, `delete` and `watch` act on.
